@@ -22,6 +22,7 @@ type Issuer struct {
 	Key    *rsa.PrivateKey
 	KeyID  string
 	signer jose.Signer
+	flow   *flow
 }
 
 // New starts an issuer; it is closed with the test.
@@ -31,7 +32,7 @@ func New(t testing.TB) *Issuer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	iss := &Issuer{Key: key, KeyID: "test-key-1"}
+	iss := &Issuer{Key: key, KeyID: "test-key-1", flow: newFlow()}
 	iss.signer, err = jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: key, KeyID: iss.KeyID}},
 		(&jose.SignerOptions{}).WithType("JWT"))
 	if err != nil {
@@ -45,6 +46,9 @@ func New(t testing.TB) *Issuer {
 			"authorization_endpoint":                iss.URL + "/authorize",
 			"token_endpoint":                        iss.URL + "/token",
 			"jwks_uri":                              iss.URL + "/jwks",
+			"userinfo_endpoint":                     iss.URL + "/userinfo",
+			"end_session_endpoint":                  iss.URL + "/logout",
+			"code_challenge_methods_supported":      []string{"S256"},
 			"response_types_supported":              []string{"code"},
 			"subject_types_supported":               []string{"public"},
 			"id_token_signing_alg_values_supported": []string{"RS256"},
@@ -56,6 +60,7 @@ func New(t testing.TB) *Issuer {
 			{Key: &key.PublicKey, KeyID: iss.KeyID, Algorithm: "RS256", Use: "sig"},
 		}})
 	})
+	iss.registerFlow(mux)
 	iss.Server = httptest.NewServer(mux)
 	iss.URL = iss.Server.URL
 	t.Cleanup(iss.Server.Close)
@@ -82,5 +87,11 @@ func (iss *Issuer) Sign(t testing.TB, claims map[string]any) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return tok
+}
+
+// sign is Sign for the issuer's own handlers, which have no testing.TB.
+func (iss *Issuer) sign(claims map[string]any) string {
+	tok, _ := jwt.Signed(iss.signer).Claims(claims).Serialize()
 	return tok
 }

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/riskgate/riskgate/policy"
+	"github.com/riskgate/riskgate/proxy"
+	"github.com/riskgate/riskgate/riskcache"
+)
+
+// gateway is a running riskgate: the risk cache and its syncers, the proxy
+// and everything a configuration change rebuilds. apply swaps in a new
+// configuration; the old one keeps serving when the new one fails to build.
+type gateway struct {
+	logger    *slog.Logger
+	now       func() time.Time
+	client    *http.Client // to the identity provider and the vendors
+	cache     *riskcache.Cache
+	riskM     *riskcache.Metrics
+	proxyM    *proxy.Metrics
+	syncers   *syncers
+	webhook   *riskcache.Webhook
+	proxy     *proxy.Proxy
+	transport http.RoundTripper
+
+	mu      sync.Mutex // serialises apply
+	cfg     atomic.Pointer[policy.Config]
+	auth    *authState
+	login   atomic.Pointer[proxy.Login]
+	started policy.Server // the server section in force: changes need a restart
+}
+
+// authState is what an auth section builds; it is reused by reloads that
+// do not change the auth section.
+type authState struct {
+	cfg      policy.Auth
+	bearer   *proxy.Bearer
+	sessions *proxy.Sessions
+	login    *proxy.Login
+}
+
+func newGateway(logger *slog.Logger, reg prometheus.Registerer, cfg *policy.Config, now func() time.Time) *gateway {
+	g := &gateway{
+		logger: logger,
+		now:    now,
+		client: &http.Client{Timeout: 60 * time.Second},
+		riskM:  riskcache.NewMetrics(reg),
+		proxyM: proxy.NewMetrics(reg),
+		transport: proxy.NewTransport(proxy.TransportOptions{
+			UpstreamTimeout: cfg.Server.UpstreamTimeout.Duration,
+		}),
+		started: cfg.Server,
+	}
+	g.cache = riskcache.New(riskcache.Options{
+		Size:    cfg.Risk.CacheSize,
+		MaxAge:  cfg.Risk.MaxAge.Duration,
+		Now:     now,
+		Vendors: vendorNames(cfg.Risk.Vendors),
+	})
+	g.riskM.AttachCache(g.cache)
+	g.syncers = newSyncers(logger, g.cache, g.riskM, g.client, now)
+	g.webhook = riskcache.NewWebhook(riskcache.WebhookOptions{
+		Cache:   g.cache,
+		Secrets: g.webhookSecret,
+		Now:     now,
+		Metrics: g.riskM,
+		Logger:  logger,
+	})
+	g.proxy = proxy.New(proxy.Options{
+		Logger:   logger,
+		Now:      now,
+		Risk:     g.cache,
+		Reserved: http.HandlerFunc(g.serveReserved),
+		Webhook:  g.webhook,
+	})
+	return g
+}
+
+func vendorNames(vs []policy.Vendor) []string {
+	names := make([]string, len(vs))
+	for i, v := range vs {
+		names[i] = v.Name
+	}
+	return names
+}
+
+// webhookSecret looks a vendor's webhook secret up in the config in force.
+func (g *gateway) webhookSecret(vendor string) (string, bool) {
+	cfg := g.cfg.Load()
+	if cfg == nil {
+		return "", false
+	}
+	for _, v := range cfg.Risk.Vendors {
+		if v.Name == vendor && v.WebhookSecret != "" {
+			return v.WebhookSecret, true
+		}
+	}
+	return "", false
+}
+
+// serveReserved sends /.riskgate/login, callback and logout to the login
+// handler of the config in force.
+func (g *gateway) serveReserved(w http.ResponseWriter, r *http.Request) {
+	l := g.login.Load()
+	if l == nil {
+		http.NotFound(w, r)
+		return
+	}
+	l.ServeHTTP(w, r)
+}
+
+// apply builds everything a configuration needs and swaps it in. On error
+// nothing changes.
+func (g *gateway) apply(ctx context.Context, cfg *policy.Config, set *policy.Set) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+
+	if old := g.cfg.Load(); old != nil && !reflect.DeepEqual(old.Server, cfg.Server) {
+		g.logger.Warn("config: changes to the server section (listen addresses, TLS, timeouts) need a restart; keeping the running ones")
+	}
+	auth := g.auth
+	if auth == nil || !reflect.DeepEqual(auth.cfg, cfg.Auth) {
+		var err error
+		auth, err = g.buildAuth(ctx, cfg.Auth, set)
+		if err != nil {
+			return err
+		}
+	}
+	pages, err := proxy.NewPages(cfg.Branding)
+	if err != nil {
+		return fmt.Errorf("branding: %w", err)
+	}
+	snap, err := proxy.NewSnapshot(proxy.SnapshotOptions{
+		Policy:         set,
+		Authenticators: []proxy.Authenticator{auth.bearer, proxy.NewSessionAuthenticator(auth.sessions)},
+		Pages:          pages,
+		Metrics:        g.proxyM,
+		Transport:      g.transport,
+		Logger:         g.logger,
+	})
+	if err != nil {
+		return err
+	}
+	// Nothing can fail from here on: swap everything in.
+	g.auth = auth
+	g.login.Store(auth.login)
+	g.cfg.Store(cfg)
+	g.cache.SetVendors(vendorNames(cfg.Risk.Vendors))
+	g.syncers.Update(cfg.Risk.Vendors)
+	g.proxy.Store(snap)
+	return nil
+}
+
+// buildAuth builds the bearer verifier, the session codec and the login
+// handler. Discovery at the identity provider is retried for a while so
+// that riskgate and its IdP can start together.
+func (g *gateway) buildAuth(ctx context.Context, a policy.Auth, set *policy.Set) (*authState, error) {
+	var (
+		bearer *proxy.Bearer
+		err    error
+	)
+	deadline := time.Now().Add(30 * time.Second)
+	for wait := 250 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
+		bearer, err = proxy.NewBearer(ctx, proxy.BearerOptions{
+			Issuer:      a.Issuer,
+			Audiences:   a.Audiences,
+			UserClaim:   a.UserClaim,
+			GroupsClaim: a.GroupsClaim,
+			Client:      g.client,
+			Now:         g.now,
+		})
+		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		g.logger.Warn("identity provider discovery failed; retrying", "issuer", a.Issuer, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	sessions, err := proxy.NewSessions(a, g.now)
+	if err != nil {
+		return nil, fmt.Errorf("auth.session: %w", err)
+	}
+	pages, err := proxy.NewPages(set.Config().Branding)
+	if err != nil {
+		return nil, fmt.Errorf("branding: %w", err)
+	}
+	var claims []string
+	for _, s := range set.Config().Devices.Sources {
+		if s.Claim != "" {
+			claims = append(claims, s.Claim)
+		}
+	}
+	login, err := proxy.NewLogin(ctx, proxy.LoginOptions{
+		Auth:         a,
+		Client:       g.client,
+		Now:          g.now,
+		Logger:       g.logger,
+		Sessions:     sessions,
+		Pages:        pages,
+		DeviceClaims: claims,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("auth: login: %w", err)
+	}
+	return &authState{cfg: a, bearer: bearer, sessions: sessions, login: login}, nil
+}
+
+// ready is /readyz: a config is in force and every vendor has synced once
+// or been restored from the state file.
+func (g *gateway) ready() error {
+	if g.cfg.Load() == nil {
+		return errors.New("no configuration loaded")
+	}
+	if !g.cache.Ready() {
+		return errors.New("waiting for the first sync of every vendor")
+	}
+	return nil
+}

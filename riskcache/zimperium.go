@@ -1,0 +1,208 @@
+package riskcache
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"golang.org/x/oauth2"
+
+	"github.com/riskgate/riskgate/policy"
+)
+
+const (
+	// ZimperiumTokenPath is appended to the URL when TokenURL is empty.
+	ZimperiumTokenPath = "/auth/v1/api_keys/login"
+	// ZimperiumStartScrollPath starts a device scroll.
+	ZimperiumStartScrollPath = "/devices/public/v2/devices/start-scroll"
+	// ZimperiumNextScrollPath continues a device scroll.
+	ZimperiumNextScrollPath = "/devices/public/v2/devices/next-scroll"
+
+	zimperiumMaxPageSize = 1000
+	// zimperiumTokenLifetime is assumed when the login answer states none.
+	zimperiumTokenLifetime = 10 * time.Minute
+)
+
+// Zimperium polls Zimperium MTD (zConsole) through its public API v2.
+//
+// What the client assumes of the API (Zimperium's zConsole API
+// documentation and the published Cortex XSOAR "Zimperium v2" integration):
+//   - An API key (client id and secret, created in zConsole under Account
+//     Management > Authorizations) is exchanged for a token:
+//     POST {url}/auth/v1/api_keys/login with {"clientId", "secret"},
+//     answering {"accessToken", "accessTokenExpiration"} (expiration as an
+//     RFC 3339 time or Unix milliseconds; 10 minutes is assumed without one).
+//   - GET {url}/devices/public/v2/devices/start-scroll?size=N starts a
+//     scroll and GET {url}/devices/public/v2/devices/next-scroll?scrollId=S&size=N
+//     continues it; each answers {"content": [...], "scrollId": S}. A page
+//     shorter than N, or without a scrollId, is the last.
+//   - A device has "id", "zdeviceId", "riskPostureName" (NORMAL, LOW,
+//     ELEVATED, CRITICAL), "deviceOwner": {"email"}, "activationName",
+//     "os": {"name", "version"}, "lastSeen" (Unix milliseconds), "deleted"
+//     and, for MDM-integrated tenants, "mdmId".
+//
+// Every sync is a full sync (NextCursor is empty after the last page).
+//
+// Device id: the MDM's id ("mdmId", for Intune the Entra device id that the
+// Intune connector registers) when set, else Zimperium's "id"; "zdeviceId"
+// and "id" are alternative ids. A deleted device is reported Deleted.
+type Zimperium struct {
+	http  vendorHTTP
+	start string
+	next  string
+	size  int
+}
+
+// NewZimperium returns a Zimperium client. v.URL (the zConsole API host of
+// the tenant's region), v.ClientID and v.ClientSecret (or
+// ClientSecretFile) are required; v.TokenURL defaults to
+// {url}/auth/v1/api_keys/login.
+func NewZimperium(v policy.Vendor, client *http.Client) (*Zimperium, error) {
+	if v.URL == "" || v.ClientID == "" || (v.ClientSecret == "" && v.ClientSecretFile == "") {
+		return nil, errors.New("zimperium needs url, client_id and client_secret")
+	}
+	tokenURL := v.TokenURL
+	if tokenURL == "" {
+		tokenURL = joinURL(v.URL, ZimperiumTokenPath)
+	}
+	z := &Zimperium{
+		start: joinURL(v.URL, ZimperiumStartScrollPath),
+		next:  joinURL(v.URL, ZimperiumNextScrollPath),
+		size:  pageSize(v, zimperiumMaxPageSize),
+	}
+	z.http = newVendorHTTP(v, client, nil)
+	z.http.tokens = &tokenCache{fetch: func(ctx context.Context) (*oauth2.Token, error) {
+		sec, err := secret(v.ClientSecret, v.ClientSecretFile)
+		if err != nil {
+			return nil, err
+		}
+		body, err := json.Marshal(map[string]string{"clientId": v.ClientID, "secret": sec})
+		if err != nil {
+			return nil, err
+		}
+		req, err := http.NewRequest(http.MethodPost, tokenURL, bytes.NewReader(body))
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json")
+		var lr struct {
+			AccessToken           string     `json:"accessToken"`
+			AccessTokenExpiration flexString `json:"accessTokenExpiration"`
+		}
+		if err := z.http.do(ctx, req, func(r io.Reader) error { return json.NewDecoder(r).Decode(&lr) }); err != nil {
+			return nil, err
+		}
+		tok := &oauth2.Token{AccessToken: lr.AccessToken, Expiry: time.Now().Add(zimperiumTokenLifetime)}
+		if exp := string(lr.AccessTokenExpiration); exp != "" {
+			if ms, err := strconv.ParseInt(exp, 10, 64); err == nil {
+				tok.Expiry = time.UnixMilli(ms)
+			} else if t, err := time.Parse(time.RFC3339, exp); err == nil {
+				tok.Expiry = t
+			}
+		}
+		return tok, nil
+	}}
+	return z, nil
+}
+
+// Fetch returns one page of devices. The cursor is the scroll id.
+func (z *Zimperium) Fetch(ctx context.Context, cursor string) (Page, error) {
+	q := url.Values{}
+	q.Set("size", strconv.Itoa(z.size))
+	u := z.start
+	if cursor != "" {
+		q.Set("scrollId", cursor)
+		u = z.next
+	}
+	var resp struct {
+		Content  []zimperiumDevice `json:"content"`
+		ScrollID string            `json:"scrollId"`
+	}
+	err := z.http.getJSON(ctx, u+"?"+q.Encode(), func(r io.Reader) error {
+		return json.NewDecoder(r).Decode(&resp)
+	})
+	if err != nil {
+		return Page{}, fmt.Errorf("zimperium: %w", err)
+	}
+	page := Page{Reports: make([]Report, 0, len(resp.Content))}
+	for i := range resp.Content {
+		if rep, ok := resp.Content[i].report(); ok {
+			page.Reports = append(page.Reports, rep)
+		}
+	}
+	if len(resp.Content) >= z.size && resp.ScrollID != "" {
+		page.NextCursor = resp.ScrollID
+		page.HasMore = true
+	}
+	return page, nil
+}
+
+type zimperiumDevice struct {
+	ID              flexString `json:"id"`
+	ZDeviceID       string     `json:"zdeviceId"`
+	MDMID           string     `json:"mdmId"`
+	RiskPostureName string     `json:"riskPostureName"`
+	ActivationName  string     `json:"activationName"`
+	LastSeen        int64      `json:"lastSeen"`
+	Deleted         bool       `json:"deleted"`
+	DeviceOwner     struct {
+		Email string `json:"email"`
+	} `json:"deviceOwner"`
+	OS struct {
+		Name    string `json:"name"`
+		Version string `json:"version"`
+	} `json:"os"`
+}
+
+func (d *zimperiumDevice) report() (Report, bool) {
+	rep := Report{
+		DeviceID:  d.MDMID,
+		Level:     ZimperiumLevel(d.RiskPostureName),
+		User:      d.DeviceOwner.Email,
+		Platform:  platform(d.OS.Name),
+		OSVersion: d.OS.Version,
+		Deleted:   d.Deleted,
+	}
+	if rep.User == "" {
+		rep.User = d.ActivationName
+	}
+	if d.LastSeen > 0 {
+		rep.UpdatedAt = time.UnixMilli(d.LastSeen).UTC()
+	}
+	if rep.DeviceID == "" {
+		rep.DeviceID = string(d.ID)
+	}
+	if rep.DeviceID == "" {
+		return Report{}, false
+	}
+	for _, id := range []string{string(d.ID), d.ZDeviceID} {
+		if id != "" && id != rep.DeviceID {
+			rep.AltIDs = append(rep.AltIDs, id)
+		}
+	}
+	return rep, true
+}
+
+// ZimperiumLevel maps a riskPostureName: NORMAL, LOW, ELEVATED, CRITICAL.
+// Anything else is LevelUnknown.
+func ZimperiumLevel(posture string) policy.Level {
+	switch posture {
+	case "NORMAL":
+		return policy.LevelSecured
+	case "LOW":
+		return policy.LevelLow
+	case "ELEVATED":
+		return policy.LevelMedium
+	case "CRITICAL":
+		return policy.LevelHigh
+	}
+	return policy.LevelUnknown
+}
