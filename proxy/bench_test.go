@@ -78,6 +78,7 @@ func BenchmarkProxy(b *testing.B) {
 			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256, MaxIdleConns: 256}}
 			b.Cleanup(client.CloseIdleConnections)
 			b.ReportAllocs()
+			b.SetParallelism(4) // 8 concurrent clients on 2 cores: throughput-bound, not latency-bound
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {

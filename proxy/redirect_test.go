@@ -56,7 +56,7 @@ var hostileReturnURLs = []string{
 	"/%00/evil",
 	"/\x00evil",
 	"/\x7fevil",
-	"/caf\xc3\xa9",  // raw non-ASCII: browsers disagree on its meaning
+	"/caf\xc3\xa9",   // raw non-ASCII: browsers disagree on its meaning
 	"/%E2%80%AEevil", // decoded bidi override
 	"/%E2%80%A8evil", // decoded line separator
 	"/%zz",           // malformed escape

@@ -51,7 +51,8 @@ type record struct {
 	updated int64 // unix seconds, 0 = unknown
 	since   int64 // unix seconds
 	owner   uint32
-	detail  uint32 // platform + "\x00" + OS version
+	plat    uint32
+	os      uint32
 	gen     uint32
 	level   policy.Level
 }
@@ -91,13 +92,6 @@ func (in *interner) release(i uint32) {
 		in.vals[i] = ""
 		in.free = append(in.free, i)
 	}
-}
-
-func detailKey(platform, osVersion string) string { return platform + "\x00" + osVersion }
-
-func splitDetail(d string) (platform, osVersion string) {
-	platform, osVersion, _ = strings.Cut(d, "\x00")
-	return platform, osVersion
 }
 
 // alias maps a device's alternative id (Graph's easDeviceId) to its
@@ -144,7 +138,8 @@ func (c *Cache) newStore(name string) *vendorStore {
 	s.devices, _ = simplelru.NewLRU(c.size, func(_ string, r record) {
 		s.counts[r.level]--
 		s.strs.release(r.owner)
-		s.strs.release(r.detail)
+		s.strs.release(r.plat)
+		s.strs.release(r.os)
 	})
 	s.aliases, _ = simplelru.NewLRU[string, alias](c.size, nil)
 	return s
@@ -216,10 +211,10 @@ func (c *Cache) fresh(s *vendorStore, now int64) bool {
 func (c *Cache) Lookup(id string) Risk {
 	now := c.now().UnixNano()
 	var (
-		best                  record
-		bestStore             *vendorStore
-		bestFresh             bool
-		bestOwner, bestDetail string
+		best                            record
+		bestStore                       *vendorStore
+		bestFresh                       bool
+		bestOwner, bestPlatform, bestOS string
 	)
 	for _, s := range *c.vendors.Load() {
 		s.mu.RLock()
@@ -229,9 +224,9 @@ func (c *Cache) Lookup(id string) Risk {
 				r, ok = s.devices.Peek(a.id)
 			}
 		}
-		var owner, detail string
+		var owner, platform, osVersion string
 		if ok {
-			owner, detail = s.strs.vals[r.owner], s.strs.vals[r.detail]
+			owner, platform, osVersion = s.strs.vals[r.owner], s.strs.vals[r.plat], s.strs.vals[r.os]
 		}
 		s.mu.RUnlock()
 		if !ok {
@@ -243,21 +238,20 @@ func (c *Cache) Lookup(id string) Risk {
 			f && !bestFresh,
 			f == bestFresh && r.level > best.level:
 			best, bestStore, bestFresh = r, s, f
-			bestOwner, bestDetail = owner, detail
+			bestOwner, bestPlatform, bestOS = owner, platform, osVersion
 		}
 	}
 	if bestStore == nil {
 		return Risk{}
 	}
-	platform, osVersion := splitDetail(bestDetail)
 	return Risk{
 		Known:     true,
 		Level:     best.level,
 		Stale:     !bestFresh,
 		Vendor:    bestStore.name,
 		Owner:     bestOwner,
-		Platform:  platform,
-		OSVersion: osVersion,
+		Platform:  bestPlatform,
+		OSVersion: bestOS,
 		UpdatedAt: unixTime(best.updated),
 		Since:     unixTime(best.since),
 	}
@@ -320,7 +314,8 @@ func (s *vendorStore) apply(r *Report, now, since time.Time) bool {
 	rec := record{
 		updated: unixSeconds(r.UpdatedAt),
 		owner:   s.strs.get(r.User),
-		detail:  s.strs.get(detailKey(r.Platform, r.OSVersion)),
+		plat:    s.strs.get(r.Platform),
+		os:      s.strs.get(r.OSVersion),
 		gen:     s.gen,
 		level:   level,
 	}
@@ -340,7 +335,8 @@ func (s *vendorStore) apply(r *Report, now, since time.Time) bool {
 	if existed {
 		s.counts[old.level]--
 		s.strs.release(old.owner)
-		s.strs.release(old.detail)
+		s.strs.release(old.plat)
+		s.strs.release(old.os)
 	}
 	s.counts[level]++
 	s.devices.Add(r.DeviceID, rec)

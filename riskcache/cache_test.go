@@ -244,11 +244,11 @@ func TestInternedStringsAreFreed(t *testing.T) {
 	c := New(Options{Size: 2, Vendors: []string{"a"}})
 	c.Apply("a", []Report{rep("1", policy.LevelLow), rep("2", policy.LevelLow)})
 	s := c.store("a")
-	assert.Len(t, s.strs.idx, 2, "owner and platform/OS, each stored once")
+	assert.Len(t, s.strs.idx, 3, "owner, platform and OS version, each stored once")
 	r := rep("2", policy.LevelLow)
 	r.User = "bob@corp.example"
 	c.Apply("a", []Report{r, rep("3", policy.LevelHigh)}) // updates 2, evicts 1
-	assert.Len(t, s.strs.idx, 3)
+	assert.Len(t, s.strs.idx, 4)
 	c.Apply("a", []Report{{DeviceID: "2", Deleted: true}, {DeviceID: "3", Deleted: true}})
 	assert.Empty(t, s.strs.idx)
 	assert.Equal(t, "bob@corp.example", func() string {

@@ -107,12 +107,13 @@ func writeState(w io.Writer, c *Cache) error {
 			ids = ids[len(batch):]
 			recs := make([]record, len(batch))
 			owners := make([]string, len(batch))
-			details := make([]string, len(batch))
+			plats := make([]string, len(batch))
+			oses := make([]string, len(batch))
 			ok := make([]bool, len(batch))
 			s.mu.RLock()
 			for i, id := range batch {
 				if recs[i], ok[i] = s.devices.Peek(id); ok[i] {
-					owners[i], details[i] = s.strs.vals[recs[i].owner], s.strs.vals[recs[i].detail]
+					owners[i], plats[i], oses[i] = s.strs.vals[recs[i].owner], s.strs.vals[recs[i].plat], s.strs.vals[recs[i].os]
 				}
 			}
 			s.mu.RUnlock()
@@ -121,9 +122,8 @@ func writeState(w io.Writer, c *Cache) error {
 					continue // removed meanwhile
 				}
 				r := recs[i]
-				platform, osVersion := splitDetail(details[i])
 				l = stateLine{ID: id, Level: uint8(r.level), User: owners[i],
-					Platform: platform, OS: osVersion, Updated: r.updated, Since: r.since}
+					Platform: plats[i], OS: oses[i], Updated: r.updated, Since: r.since}
 				if err := put(&l); err != nil {
 					return err
 				}
