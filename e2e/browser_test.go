@@ -185,7 +185,10 @@ func TestBrowserSignInBlockAndRecover(t *testing.T) {
 
 	// 4. Reload Mail until riskgate's next sync blocks it.
 	flipped := time.Now()
-	var blockStatus int64
+	var (
+		blockStatus int64
+		blockReqID  string
+	)
 	poll(t, 20*time.Second, 250*time.Millisecond, "Mail blocked after alice-iphone turned high", func() error {
 		resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(mailURL))
 		if err != nil {
@@ -195,6 +198,11 @@ func TestBrowserSignInBlockAndRecover(t *testing.T) {
 			return fmt.Errorf("status %d at %s", resp.Status, resp.URL)
 		}
 		blockStatus = resp.Status
+		for k, v := range resp.Headers {
+			if strings.EqualFold(k, "X-Request-Id") {
+				blockReqID, _ = v.(string)
+			}
+		}
 		return nil
 	})
 	t.Logf("blocked %s after the vendor change", time.Since(flipped).Round(time.Millisecond))
@@ -215,6 +223,7 @@ func TestBrowserSignInBlockAndRecover(t *testing.T) {
 	// the "Try again" link. proxy.Pages can show them, but the core's
 	// BlockInfo does not carry them to RenderPage (see the e2e report).
 	assert.Regexp(t, `^[0-9a-f]{12}-[0-9a-z]+$`, details["Request id"], "request id for the helpdesk")
+	assert.Equal(t, blockReqID, details["Request id"], "the page shows the X-Request-Id of its response")
 	screenshot("3-blocked.png")
 
 	// 5. The vendor reports the phone remediated: Mail comes back on its

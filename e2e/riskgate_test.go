@@ -100,7 +100,8 @@ type process struct {
 
 // startRiskgate runs the riskgate binary with args until the test ends,
 // then stops it with SIGTERM (as a service manager would) and checks that
-// it exits cleanly. Its output is logged when the test fails.
+// it exits cleanly. Its output is logged when the test fails (or always,
+// with RISKGATE_E2E_VERBOSE=1).
 func startRiskgate(t *testing.T, args ...string) *process {
 	t.Helper()
 	p := &process{
@@ -131,7 +132,7 @@ func startRiskgate(t *testing.T, args ...string) *process {
 				t.Errorf("riskgate %s: still running 15s after SIGTERM; killed", args[0])
 			}
 		}
-		if t.Failed() {
+		if t.Failed() || os.Getenv("RISKGATE_E2E_VERBOSE") != "" {
 			t.Logf("riskgate %s stdout:\n%s", args[0], p.stdout.String())
 			t.Logf("riskgate %s stderr:\n%s", args[0], lastLines(p.stderr.String(), 60))
 		}

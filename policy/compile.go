@@ -366,3 +366,22 @@ func (s foldSet) hasAny(xs []string) bool {
 	}
 	return false
 }
+
+// MaxRisk is the highest level the policy lets through.
+func (p *CompiledPolicy) MaxRisk() Level { return p.maxRisk }
+
+// MinOS is the policy's minimum OS version for platform, or "".
+func (p *CompiledPolicy) MinOS(platform string) string {
+	v, _ := p.minOSFor(platform)
+	return v
+}
+
+// Policy returns the compiled policy called name.
+func (s *Set) Policy(name string) (*CompiledPolicy, bool) {
+	for _, p := range s.policies {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return nil, false
+}

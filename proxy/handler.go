@@ -155,7 +155,7 @@ func (p *Proxy) access(w http.ResponseWriter, r *http.Request) {
 
 	// 9. Forward or block.
 	if !d.Allow {
-		s.respond.block(w, r, reqID, &BlockInfo{
+		info := &BlockInfo{
 			Reason:           d.Reason,
 			Policy:           d.Policy,
 			Route:            cr.Name,
@@ -163,7 +163,21 @@ func (p *Proxy) access(w http.ResponseWriter, r *http.Request) {
 			Risk:             facts.Risk.String(),
 			DeviceID:         dev.ID,
 			User:             id.User,
-		})
+			Vendor:           facts.Vendor,
+			Platform:         facts.Platform,
+			OSVersion:        facts.OSVersion,
+		}
+		if cp, ok := s.set.Policy(d.Policy); ok {
+			info.MaxRisk = cp.MaxRisk().String()
+			info.MinOS = cp.MinOS(facts.Platform)
+		}
+		if r.Method == http.MethodGet {
+			info.RetryURL = r.URL.RequestURI()
+		}
+		if id.Via == "session" {
+			info.SignOutURL = pathLogout + "?rd=" + url.QueryEscape(r.URL.RequestURI())
+		}
+		s.respond.block(w, r, reqID, info)
 		return
 	}
 	setIdentityHeaders(r.Header, id, dev.ID, facts.Risk, decision)

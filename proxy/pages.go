@@ -394,6 +394,9 @@ func (p *Pages) RenderPage(w io.Writer, pg Page) error {
 		view = p.blockPage(BlockData{
 			App: pg.Block.RouteDisplayName, Reason: pg.Block.Reason, Policy: pg.Block.Policy,
 			Risk: pg.Block.Risk, RequestID: pg.RequestID,
+			Vendor: pg.Block.Vendor, MaxRisk: pg.Block.MaxRisk, Platform: pg.Block.Platform,
+			OSVersion: pg.Block.OSVersion, MinOS: pg.Block.MinOS, RetryURL: pg.Block.RetryURL,
+			SignOutURL: pg.Block.SignOutURL,
 		})
 		t = p.block
 	} else {
@@ -408,3 +411,7 @@ func (p *Pages) RenderPage(w io.Writer, pg Page) error {
 	}
 	return nil
 }
+
+// ContentSecurityPolicy is the CSP header value for the pages: inline
+// styles only, images from the configured logo's origin.
+func (p *Pages) ContentSecurityPolicy() string { return p.csp }

@@ -47,6 +47,18 @@ type BlockInfo struct {
 	DeviceID string
 	// User is the authenticated user.
 	User string
+	// Vendor reported Risk; Platform and OSVersion describe the device.
+	Vendor    string
+	Platform  string
+	OSVersion string
+	// MaxRisk and MinOS are the deciding policy's limits (MinOS for the
+	// device's platform), for the page's explanation.
+	MaxRisk string
+	MinOS   string
+	// RetryURL is the blocked request's path and query ("Try again").
+	RetryURL string
+	// SignOutURL lets a user switch accounts (device_not_owned, no_policy).
+	SignOutURL string
 }
 
 // blockJSON is the JSON block response (DESIGN.md "Block response").
@@ -204,6 +216,12 @@ func (rs *responder) writePage(w http.ResponseWriter, p Page) {
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	csp := "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+	if c, ok := rs.pages.(interface{ ContentSecurityPolicy() string }); ok {
+		csp = c.ContentSecurityPolicy()
+	}
+	h.Set("Content-Security-Policy", csp)
 	w.WriteHeader(p.Status)
 	_, _ = w.Write(buf.Bytes())
 }

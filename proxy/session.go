@@ -94,7 +94,7 @@ func (c *cookieCodec) seal(name string, plaintext []byte) string {
 
 // open decrypts a value sealed by seal with any of the keys.
 func (c *cookieCodec) open(name, value string) ([]byte, bool) {
-	raw, err := base64.RawURLEncoding.DecodeString(value)
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(value)
 	if err != nil || len(raw) < 1 || raw[0] != sealVersion {
 		return nil, false
 	}

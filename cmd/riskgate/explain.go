@@ -158,6 +158,7 @@ func explain(args []string, getenv func(string) string, stdout, stderr io.Writer
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false) // details compare with "<" and ">"
 		return enc.Encode(ex)
 	}
 	printExplanation(stdout, ex)
@@ -205,6 +206,7 @@ func explainHandler(g *gateway) http.Handler {
 		rw.Header().Set("Content-Type", "application/json")
 		enc := json.NewEncoder(rw)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
 		_ = enc.Encode(ex)
 	})
 }
