@@ -129,7 +129,9 @@ func serveConfig(ctx context.Context, o serveOptions) error {
 	}
 	rl := &reloader{path: o.path, getenv: o.getenv, g: g, logger: logger, watch: !o.noWatch}
 	eg.Go(func() error { return rl.Run(ctx) })
-	eg.Go(func() error { return runServer(ctx, proxySrv, proxyLn, tlsConf != nil, cfg.Server.ShutdownTimeout.Duration) })
+	eg.Go(func() error {
+		return runServer(ctx, proxySrv, proxyLn, tlsConf != nil, cfg.Server.ShutdownTimeout.Duration)
+	})
 	eg.Go(func() error { return runServer(ctx, adminSrv, adminLn, false, cfg.Server.ShutdownTimeout.Duration) })
 	err = eg.Wait()
 	logger.Info("riskgate stopped", "err", err)
