@@ -211,7 +211,8 @@ func TestBrowserSignInBlockAndRecover(t *testing.T) {
 	text := bodyText()
 	assert.Contains(t, text, "This device can't open Mail right now")
 	assert.Contains(t, text, "rates this device's risk as high")
-	assert.Contains(t, text, "resolve every threat")
+	assert.Contains(t, text, "Mail only opens on devices rated low or lower")
+	assert.Contains(t, text, "Open the demo-mtd threat-defense app on this device and resolve every threat")
 	assert.Contains(t, text, "Access comes back on its own")
 	details, err := chromedp.Run(ctx, chromedp.Evaluate[map[string]string](
 		`Object.fromEntries([...document.querySelectorAll('.details dt')].map(dt => [dt.textContent, dt.nextElementSibling.textContent]))`))
@@ -219,9 +220,11 @@ func TestBrowserSignInBlockAndRecover(t *testing.T) {
 	assert.Equal(t, "risk_too_high", details["Reason"])
 	assert.Equal(t, "mail-device-risk", details["Policy"])
 	assert.Equal(t, "high", details["Risk"])
-	// Not asserted: the vendor ("Reported by"), the policy's max_risk and
-	// the "Try again" link. proxy.Pages can show them, but the core's
-	// BlockInfo does not carry them to RenderPage (see the e2e report).
+	assert.Equal(t, "demo-mtd", details["Reported by"])
+	retry, err := chromedp.Run(ctx, chromedp.Evaluate[string](
+		`[...document.querySelectorAll('a.btn')].filter(a => a.textContent.trim() == 'Try again').map(a => a.href).join(' ')`))
+	require.NoError(t, err)
+	assert.Equal(t, mailURL, retry, "a Try again link back to Mail")
 	assert.Regexp(t, `^[0-9a-f]{12}-[0-9a-z]+$`, details["Request id"], "request id for the helpdesk")
 	assert.Equal(t, blockReqID, details["Request id"], "the page shows the X-Request-Id of its response")
 	screenshot("3-blocked.png")

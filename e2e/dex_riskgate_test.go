@@ -209,6 +209,8 @@ func TestRiskgateWithDex(t *testing.T) {
 		assert.Contains(t, blockBody, "This device can&#39;t open App right now")
 		assert.Contains(t, blockBody, "risk_too_high")
 		assert.Contains(t, blockBody, "app-device-risk")
+		assert.Contains(t, blockBody, "(acme) rates this device&#39;s risk as high")
+		assert.Contains(t, blockBody, "App only opens on devices rated low or lower")
 		require.NotEmpty(t, blockReqID)
 		assert.Contains(t, blockBody, "<dd>"+blockReqID+"</dd>", "the page shows the request id")
 

@@ -238,7 +238,7 @@ func (p *Proxy) unauthenticated(w http.ResponseWriter, r *http.Request, s *Snaps
 		p.logger.LogAttrs(r.Context(), slog.LevelInfo, "authentication failed",
 			slog.String("request_id", reqID), slog.String("route", rt.name), slog.String("error", err.Error()))
 	}
-	if !badToken && p.reserved != nil && wantsHTML(r) {
+	if !badToken && p.reserved != nil && !s.noLogin && wantsHTML(r) {
 		http.Redirect(w, r, loginRedirectTo+url.QueryEscape(r.URL.RequestURI()), http.StatusFound)
 		return
 	}
@@ -320,6 +320,9 @@ type SnapshotOptions struct {
 	Transport http.RoundTripper
 	// Logger receives upstream and rendering errors. Default: discard.
 	Logger *slog.Logger
+	// NoLogin turns the browser sign-in off for this configuration (no
+	// redirect_url or session secret): browsers get 401 like API clients.
+	NoLogin bool
 }
 
 // Snapshot is everything the proxy derives from one configuration: routes
@@ -334,6 +337,7 @@ type Snapshot struct {
 	policies   []policyState // by CompiledPolicy.Index
 	respond    *responder
 	noRoute    prometheus.Observer // duration of requests matching no route
+	noLogin    bool
 }
 
 // routeState is a route's reverse proxy and precomputed metric children.
@@ -371,6 +375,7 @@ func NewSnapshot(opts SnapshotOptions) (*Snapshot, error) {
 	}
 	plain := NewPlainPages()
 	s := &Snapshot{
+		noLogin:    opts.NoLogin,
 		set:        opts.Policy,
 		auth:       append([]Authenticator(nil), opts.Authenticators...),
 		devices:    devices,

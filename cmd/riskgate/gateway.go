@@ -142,7 +142,8 @@ func (g *gateway) apply(ctx context.Context, cfg *policy.Config, set *policy.Set
 	}
 	snap, err := proxy.NewSnapshot(proxy.SnapshotOptions{
 		Policy:         set,
-		Authenticators: []proxy.Authenticator{auth.bearer, proxy.NewSessionAuthenticator(auth.sessions)},
+		Authenticators: auth.authenticators(),
+		NoLogin:        auth.login == nil,
 		Pages:          pages,
 		Metrics:        g.proxyM,
 		Transport:      g.transport,
@@ -191,6 +192,13 @@ func (g *gateway) buildAuth(ctx context.Context, a policy.Auth, set *policy.Set)
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
+	st := &authState{cfg: a, bearer: bearer}
+	// Browser sign-in needs a callback URL and a session secret; without
+	// them riskgate serves bearer tokens only and browsers get 401.
+	if a.RedirectURL == "" || a.Session.Secret == "" {
+		g.logger.Warn("browser sign-in disabled: set auth.redirect_url and auth.session.secret to enable it; bearer tokens only")
+		return st, nil
+	}
 	sessions, err := proxy.NewSessions(a, g.now)
 	if err != nil {
 		return nil, fmt.Errorf("auth.session: %w", err)
@@ -217,7 +225,18 @@ func (g *gateway) buildAuth(ctx context.Context, a policy.Auth, set *policy.Set)
 	if err != nil {
 		return nil, fmt.Errorf("auth: login: %w", err)
 	}
-	return &authState{cfg: a, bearer: bearer, sessions: sessions, login: login}, nil
+	st.sessions, st.login = sessions, login
+	return st, nil
+}
+
+// authenticators are tried in order: bearer tokens, then the session
+// cookie when browser sign-in is on.
+func (a *authState) authenticators() []proxy.Authenticator {
+	list := []proxy.Authenticator{a.bearer}
+	if a.sessions != nil {
+		list = append(list, proxy.NewSessionAuthenticator(a.sessions))
+	}
+	return list
 }
 
 // ready is /readyz: a config is in force and every vendor has synced once

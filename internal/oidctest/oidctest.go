@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,8 +22,11 @@ type Issuer struct {
 	URL    string
 	Key    *rsa.PrivateKey
 	KeyID  string
-	signer jose.Signer
 	flow   *flow
+
+	mu     sync.Mutex // guards signer and jwks
+	signer jose.Signer
+	jwks   jwks
 }
 
 // New starts an issuer; it is closed with the test.
@@ -54,12 +58,8 @@ func New(t testing.TB) *Issuer {
 			"id_token_signing_alg_values_supported": []string{"RS256"},
 		})
 	})
-	mux.HandleFunc("GET /jwks", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{
-			{Key: &key.PublicKey, KeyID: iss.KeyID, Algorithm: "RS256", Use: "sig"},
-		}})
-	})
+	iss.jwks.keys = []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: iss.KeyID, Algorithm: "RS256", Use: "sig"}}
+	mux.HandleFunc("GET /jwks", iss.serveJWKS)
 	iss.registerFlow(mux)
 	iss.Server = httptest.NewServer(mux)
 	iss.URL = iss.Server.URL
@@ -83,7 +83,7 @@ func (iss *Issuer) Claims(user, aud string) map[string]any {
 // Sign signs claims as an RS256 JWT with the issuer's key.
 func (iss *Issuer) Sign(t testing.TB, claims map[string]any) string {
 	t.Helper()
-	tok, err := jwt.Signed(iss.signer).Claims(claims).Serialize()
+	tok, err := jwt.Signed(iss.currentSigner()).Claims(claims).Serialize()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,6 +92,6 @@ func (iss *Issuer) Sign(t testing.TB, claims map[string]any) string {
 
 // sign is Sign for the issuer's own handlers, which have no testing.TB.
 func (iss *Issuer) sign(claims map[string]any) string {
-	tok, _ := jwt.Signed(iss.signer).Claims(claims).Serialize()
+	tok, _ := jwt.Signed(iss.currentSigner()).Claims(claims).Serialize()
 	return tok
 }
