@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -39,6 +40,20 @@ type BearerOptions struct {
 	// CacheSize bounds the number of verified tokens remembered. Default
 	// 10000.
 	CacheSize int
+	// KeyRefreshMinInterval is the shortest time between two fetches of
+	// the issuer's JWKS: a token naming an unknown key id triggers at most
+	// one fetch per interval, and fails at once within it. Default
+	// DefaultKeyRefreshMinInterval (30s).
+	KeyRefreshMinInterval time.Duration
+	// KeyRefreshInterval is how long fetched keys are used before they are
+	// fetched again, on the next token. Default DefaultKeyRefreshInterval
+	// (1h).
+	KeyRefreshInterval time.Duration
+	// KeyFetchTimeout bounds one JWKS fetch. Default
+	// DefaultKeyFetchTimeout (10s).
+	KeyFetchTimeout time.Duration
+	// Logger reports failed JWKS fetches. Default: discard.
+	Logger *slog.Logger
 }
 
 // Bearer authenticates "Authorization: Bearer <JWT>" requests with tokens
@@ -64,8 +79,9 @@ func signingAlgs() []string {
 }
 
 // NewBearer fetches the issuer's discovery document and returns a Bearer
-// that verifies tokens against its JWKS. Keys are fetched again when a token
-// names a key id not seen before (key rotation).
+// that verifies tokens against its JWKS (see KeySet). Keys are fetched on
+// first use, again after KeyRefreshInterval, and when a token names a key id
+// not seen before (key rotation), at most once per KeyRefreshMinInterval.
 func NewBearer(ctx context.Context, opts BearerOptions) (*Bearer, error) {
 	if opts.Issuer == "" {
 		return nil, errors.New("proxy: bearer: issuer is required")
@@ -92,6 +108,24 @@ func NewBearer(ctx context.Context, opts BearerOptions) (*Bearer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proxy: bearer: discovery: %w", err)
 	}
+	var discovery struct {
+		JWKSURL string `json:"jwks_uri"`
+	}
+	if err := provider.Claims(&discovery); err != nil {
+		return nil, fmt.Errorf("proxy: bearer: discovery: %w", err)
+	}
+	keys, err := NewKeySet(KeySetOptions{
+		URL:             discovery.JWKSURL,
+		Client:          opts.Client,
+		Now:             opts.Now,
+		MinInterval:     opts.KeyRefreshMinInterval,
+		RefreshInterval: opts.KeyRefreshInterval,
+		Timeout:         opts.KeyFetchTimeout,
+		Logger:          opts.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("proxy: bearer: discovery: %w", err)
+	}
 	cache, err := newTokenCache(opts.CacheSize)
 	if err != nil {
 		return nil, fmt.Errorf("proxy: bearer: %w", err)
@@ -107,7 +141,7 @@ func NewBearer(ctx context.Context, opts BearerOptions) (*Bearer, error) {
 		cfg.SkipClientIDCheck = true
 	}
 	return &Bearer{
-		verifier:    provider.VerifierContext(ctx, cfg),
+		verifier:    oidc.NewVerifier(opts.Issuer, keys, cfg),
 		audiences:   slices.Clone(opts.Audiences),
 		userClaim:   opts.UserClaim,
 		groupsClaim: opts.GroupsClaim,

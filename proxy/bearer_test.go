@@ -2,7 +2,11 @@ package proxy
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -177,6 +182,84 @@ func TestNewBearerErrors(t *testing.T) {
 			_, err := NewBearer(context.Background(), tc.opts)
 			require.Error(t, err)
 			assert.False(t, errors.Is(err, ErrInvalidToken))
+		})
+	}
+}
+
+// TestBearerUnknownKeyFlood sends 1,000 tokens naming random unknown key
+// ids, from several goroutines: the identity provider sees at most one JWKS
+// fetch per minimum interval, and good tokens keep working meanwhile.
+func TestBearerUnknownKeyFlood(t *testing.T) {
+	iss := oidctest.New(t)
+	clk := &clock{t: time.Now()}
+	b := newTestBearer(t, iss, BearerOptions{Now: clk.now, KeyRefreshMinInterval: time.Minute})
+	claims := iss.Claims(alice, "riskgate")
+	_, err := b.Authenticate(authRequest("Bearer " + iss.Sign(t, claims)))
+	require.NoError(t, err)
+	require.Equal(t, 1, iss.JWKSHits())
+	// Past the interval, the first unknown kid may fetch once; no other may.
+	clk.set(clk.now().Add(time.Minute))
+
+	forger, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	const n, workers = 1000, 8
+	tokens := make(chan string, n)
+	for range n {
+		tokens <- signJWT(t, jose.ES256, forger, rand.Text(), claims)
+	}
+	close(tokens)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for tok := range tokens {
+				_, err := b.Authenticate(authRequest("Bearer " + tok))
+				assert.ErrorIs(t, err, ErrInvalidToken)
+			}
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, 2, iss.JWKSHits(), "1,000 unknown kids: one fetch")
+
+	good := iss.Claims("bob@corp.example", "riskgate")
+	_, err = b.Authenticate(authRequest("Bearer " + iss.Sign(t, good)))
+	require.NoError(t, err, "the flood does not lock out good tokens")
+	assert.Equal(t, 2, iss.JWKSHits())
+}
+
+func TestBearerKeyRotation(t *testing.T) {
+	iss := oidctest.New(t)
+	clk := &clock{t: time.Now()}
+	b := newTestBearer(t, iss, BearerOptions{Now: clk.now, KeyRefreshMinInterval: 45 * time.Second})
+	_, err := b.Authenticate(authRequest("Bearer " + iss.Sign(t, iss.Claims(alice, "riskgate"))))
+	require.NoError(t, err)
+
+	iss.Rotate(t, "test-key-2")
+	rotated := iss.Sign(t, iss.Claims(alice, "riskgate"))
+	clk.set(clk.now().Add(44 * time.Second))
+	_, err = b.Authenticate(authRequest("Bearer " + rotated))
+	assert.ErrorIs(t, err, ErrInvalidToken, "within the configured interval")
+	clk.set(clk.now().Add(time.Second))
+	id, err := b.Authenticate(authRequest("Bearer " + rotated))
+	require.NoError(t, err, "after the configured interval")
+	assert.Equal(t, alice, id.User)
+	assert.Equal(t, 2, iss.JWKSHits())
+}
+
+func TestBearerRefusesNoneAndHMAC(t *testing.T) {
+	iss := oidctest.New(t)
+	b := newTestBearer(t, iss, BearerOptions{})
+	claims := iss.Claims(alice, "riskgate")
+	pubDER, err := x509.MarshalPKIXPublicKey(&iss.Key.PublicKey)
+	require.NoError(t, err)
+	tests := []struct{ name, token string }{
+		{"alg none", iss.Unsigned(t, claims)},
+		{"HS256 keyed with the public key", signJWT(t, jose.HS256, pubDER, iss.KeyID, claims)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			id, err := b.Authenticate(authRequest("Bearer " + tc.token))
+			assert.ErrorIs(t, err, ErrInvalidToken)
+			assert.Nil(t, id)
 		})
 	}
 }

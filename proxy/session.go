@@ -329,21 +329,46 @@ func stripCookies(r *http.Request, drop func(name string) bool) {
 	}
 }
 
+// sessionCacheSize bounds the sessions a SessionAuthenticator remembers.
+const sessionCacheSize = 10000
+
 // SessionAuthenticator authenticates browsers by their session cookie.
+// Opened sessions are remembered by the SHA-256 of the whole cookie value,
+// so a browser sending the same cookie on every request pays for AES-GCM
+// and JSON once; any other value, a tampered one included, misses and is
+// opened (and refused) as usual. A remembered session is never used at or
+// after its expiry, checked on every request against the Sessions' clock.
+// It is safe for concurrent use.
 type SessionAuthenticator struct {
 	sessions *Sessions
+	cache    *tokenCache
 }
 
 // NewSessionAuthenticator returns the Authenticator for session cookies.
 func NewSessionAuthenticator(s *Sessions) *SessionAuthenticator {
-	return &SessionAuthenticator{sessions: s}
+	cache, err := newTokenCache(sessionCacheSize)
+	if err != nil {
+		// Unreachable: the size is a positive constant.
+		panic(fmt.Sprintf("proxy: session cache: %v", err))
+	}
+	return &SessionAuthenticator{sessions: s, cache: cache}
 }
 
 // Authenticate returns the identity in the session cookie. A request
 // without a cookie, or with a tampered, expired or foreign one, gets
-// ErrNoCredentials: it is signed out, never an error.
+// ErrNoCredentials: it is signed out, never an error. The identity may be
+// shared with other requests carrying the same cookie and must not be
+// modified.
 func (a *SessionAuthenticator) Authenticate(r *http.Request) (*Identity, error) {
-	sess, err := a.sessions.Load(r)
+	c, err := r.Cookie(a.sessions.name)
+	if err != nil || c.Value == "" {
+		return nil, ErrNoCredentials
+	}
+	key := sha256.Sum256([]byte(c.Value))
+	if id, ok := a.cache.get(key, a.sessions.now()); ok {
+		return id, nil
+	}
+	sess, err := a.sessions.Decode(c.Value)
 	if err != nil {
 		return nil, err
 	}
@@ -360,5 +385,6 @@ func (a *SessionAuthenticator) Authenticate(r *http.Request) (*Identity, error) 
 			id.Claims[k] = v
 		}
 	}
+	a.cache.add(key, id)
 	return id, nil
 }

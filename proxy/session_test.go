@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"fmt"
 	"net/http"
@@ -289,6 +290,81 @@ func TestStripCookie(t *testing.T) {
 	s.StripCookie(r)
 	assert.Equal(t, "_riskgate_other=x;  c=3", r.Header.Get("Cookie"), "untouched when ours is absent")
 	assert.False(t, strings.Contains(r.Header.Get("Cookie"), "_riskgate="))
+}
+
+func TestSessionAuthenticatorCache(t *testing.T) {
+	clock := newTestClock()
+	s := newTestSessions(t, clock, testSecret)
+	good := setCookie(t, s, requestWith(nil), s.NewSession("alice", "alice@corp.example", []string{"staff"}))
+	a := NewSessionAuthenticator(s)
+
+	first, err := a.Authenticate(requestWith(good))
+	require.NoError(t, err)
+	second, err := a.Authenticate(requestWith(good))
+	require.NoError(t, err)
+	assert.Same(t, first, second, "the same cookie is served from the cache")
+	assert.Equal(t, 1, a.cache.lru.Len())
+
+	t.Run("tampered cookies never hit the cache", func(t *testing.T) {
+		for i := range len(good.Value) {
+			b := []byte(good.Value)
+			b[i] ^= 1 // stays in the base64url alphabet or breaks it: either way a different value
+			id, err := a.Authenticate(requestWith(&http.Cookie{Name: "_riskgate", Value: string(b)}))
+			if !assert.ErrorIs(t, err, ErrNoCredentials, "byte %d", i) {
+				return
+			}
+			assert.Nil(t, id)
+		}
+		for _, v := range []string{good.Value[:len(good.Value)-1], good.Value + "A", good.Value[1:]} {
+			_, err := a.Authenticate(requestWith(&http.Cookie{Name: "_riskgate", Value: v}))
+			assert.ErrorIs(t, err, ErrNoCredentials)
+		}
+		assert.Equal(t, 1, a.cache.lru.Len(), "refused cookies are not remembered")
+	})
+
+	t.Run("another cookie of the same user is its own entry", func(t *testing.T) {
+		other := setCookie(t, s, requestWith(nil), s.NewSession("alice", "alice@corp.example", []string{"staff"}))
+		id, err := a.Authenticate(requestWith(other))
+		require.NoError(t, err)
+		assert.NotSame(t, first, id)
+		assert.Equal(t, 2, a.cache.lru.Len())
+	})
+
+	t.Run("never used at or after the expiry", func(t *testing.T) {
+		clock.Advance(8*time.Hour - time.Second)
+		id, err := a.Authenticate(requestWith(good))
+		require.NoError(t, err)
+		assert.Same(t, first, id)
+		clock.Advance(time.Second)
+		_, err = a.Authenticate(requestWith(good))
+		assert.ErrorIs(t, err, ErrNoCredentials, "at the expiry, though cached")
+		_, cached := a.cache.lru.Get(sha256.Sum256([]byte(good.Value)))
+		assert.False(t, cached, "the expired entry is dropped")
+	})
+}
+
+func TestSessionAuthenticatorConcurrent(t *testing.T) {
+	clock := newTestClock()
+	s := newTestSessions(t, clock, testSecret)
+	cookies := make([]*http.Cookie, 4)
+	for i := range cookies {
+		cookies[i] = setCookie(t, s, requestWith(nil), s.NewSession(fmt.Sprintf("user%d", i), "", nil))
+	}
+	a := NewSessionAuthenticator(s)
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				c := cookies[(w+i)%len(cookies)]
+				id, err := a.Authenticate(requestWith(c))
+				if assert.NoError(t, err) {
+					assert.Equal(t, fmt.Sprintf("user%d", (w+i)%len(cookies)), id.User)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	assert.Equal(t, len(cookies), a.cache.lru.Len())
 }
 
 func BenchmarkSessionAuthenticate(b *testing.B) {

@@ -7,10 +7,11 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 )
 
-// tokenCache remembers verified bearer tokens so that a client sending the
-// same token on every request pays for one signature verification, not one
-// per request. Entries are keyed by the token's SHA-256, so the cache holds
-// no usable credential, and are never used at or after the token's expiry.
+// tokenCache remembers verified credentials (bearer tokens, session
+// cookies) so that a client sending the same one on every request pays for
+// one verification, not one per request. Entries are keyed by the
+// credential's SHA-256, so the cache holds no usable credential, and are
+// never used at or after the identity's expiry.
 type tokenCache struct {
 	lru *lru.Cache[[sha256.Size]byte, *Identity]
 }

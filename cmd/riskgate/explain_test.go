@@ -135,6 +135,8 @@ func TestExplainCLI(t *testing.T) {
 				{"docs-trial", "report-only applied: FAIL risk_too_high (risk medium > max_risk secured)"},
 				{"docs-base", "enforce applied: pass (risk medium <= max_risk high)"},
 				{"mail-risk", "enforce not applied: route docs not in [mail]"},
+				// The first condition that keeps a policy out is named.
+				{"contractors", "enforce not applied: route docs not in [mail]"},
 			},
 		},
 	}

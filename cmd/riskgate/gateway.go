@@ -179,6 +179,7 @@ func (g *gateway) buildAuth(ctx context.Context, a policy.Auth, set *policy.Set)
 			GroupsClaim: a.GroupsClaim,
 			Client:      g.client,
 			Now:         g.now,
+			Logger:      g.logger,
 		})
 		if err == nil || time.Now().After(deadline) || ctx.Err() != nil {
 			break

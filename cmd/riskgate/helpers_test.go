@@ -309,8 +309,15 @@ func (s *server) stop() error {
 	return s.result
 }
 
+// tail returns the last n log lines, without the per-request decision
+// lines.
 func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	var lines []string
+	for _, l := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		if !strings.Contains(l, `"msg":"decision"`) {
+			lines = append(lines, l)
+		}
+	}
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}

@@ -222,7 +222,7 @@ func TestReloadSIGHUP(t *testing.T) {
 	defer signal.Stop(guard)
 
 	reloadScenario(t, 24, func() {
-		require.Eventually(t, func() bool { return goroutineIn("main.(*reloader).Run", "select") },
+		require.Eventually(t, func() bool { return goroutineIn("cmd/riskgate.(*reloader).Run(", "select") },
 			waitTimeout, pollInterval, "reloader not listening for SIGHUP")
 		require.NoError(t, syscall.Kill(os.Getpid(), syscall.SIGHUP))
 	}, withoutWatch)
