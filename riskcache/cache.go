@@ -1,10 +1,14 @@
 package riskcache
 
 import (
+	"hash/maphash"
+	"math"
+	"math/bits"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 
@@ -33,6 +37,10 @@ type Options struct {
 // Cache holds every vendor's device reports and merges them on Lookup. It is
 // safe for concurrent use. Lookup takes only read locks and does not
 // allocate, so it can sit on the request path.
+//
+// Device ids that are canonical GUIDs (the form of Entra device ids) are
+// matched case-insensitively and stored packed into 16 bytes; other ids are
+// matched exactly.
 type Cache struct {
 	size   int
 	maxAge time.Duration
@@ -43,75 +51,363 @@ type Cache struct {
 	vendors atomic.Pointer[[]*vendorStore]
 }
 
-// record is the compact per-device value. Owner, platform and OS version
-// are shared by many devices, so they are interned per vendor and
-// referenced by index. With the LRU's entry overhead a record costs 112
-// bytes per device, plus the key string and the map slot.
+// record is the compact per-device value: 24 bytes, which keeps the LRU's
+// list entry (pointers, key, value and its unused expiry fields) in the
+// 96-byte size class. Owner, platform and OS version are shared by many
+// devices, so they are interned per vendor and referenced by index.
+// Timestamps are unix seconds (0 = unknown), which last until 2106.
 type record struct {
-	updated int64 // unix seconds, 0 = unknown
-	since   int64 // unix seconds
-	owner   uint32
-	plat    uint32
-	os      uint32
+	updated uint32
+	since   uint32
+	owner   uint32 // index into vendorStore.owners
+	prof    uint32 // index into vendorStore.profiles
 	gen     uint32
 	level   policy.Level
 }
 
-// interner stores each distinct string once, reference-counted so that
-// strings no device uses any more are freed.
-type interner struct {
-	idx  map[string]uint32
-	vals []string
-	refs []int32
-	free []uint32
-}
-
-func (in *interner) get(s string) uint32 {
-	if i, ok := in.idx[s]; ok {
-		in.refs[i]++
-		return i
-	}
-	s = strings.Clone(s) // do not pin a larger decoded buffer
-	var i uint32
-	if n := len(in.free); n > 0 {
-		i = in.free[n-1]
-		in.free = in.free[:n-1]
-		in.vals[i], in.refs[i] = s, 1
-	} else {
-		i = uint32(len(in.vals))
-		in.vals = append(in.vals, s)
-		in.refs = append(in.refs, 1)
-	}
-	in.idx[s] = i
-	return i
-}
-
-func (in *interner) release(i uint32) {
-	if in.refs[i]--; in.refs[i] == 0 {
-		delete(in.idx, in.vals[i])
-		in.vals[i] = ""
-		in.free = append(in.free, i)
-	}
-}
-
-// alias maps a device's alternative id (Graph's easDeviceId) to its
-// primary id.
+// alias maps a device's alternative id (Graph's easDeviceId) to the key of
+// its primary id.
 type alias struct {
 	id  string
 	gen uint32
 }
 
-// vendorStore is one vendor's devices. mu guards devices, aliases, counts
-// and gen; lastSync is read without it.
+// secs converts t to record seconds: 0 for the zero time, clamped to the
+// range a uint32 holds otherwise.
+func secs(t time.Time) uint32 {
+	if t.IsZero() {
+		return 0
+	}
+	return clampSecs(t.Unix())
+}
+
+func clampSecs(u int64) uint32 {
+	return uint32(min(max(u, 1), math.MaxUint32))
+}
+
+// secsTime is secs reversed.
+func secsTime(s uint32) time.Time {
+	if s == 0 {
+		return time.Time{}
+	}
+	return time.Unix(int64(s), 0).UTC()
+}
+
+// unixTime converts unix seconds (0 = unknown) to a time.
+func unixTime(s int64) time.Time {
+	if s == 0 {
+		return time.Time{}
+	}
+	return time.Unix(s, 0).UTC()
+}
+
+// Keys. A device id that is a canonical GUID (8-4-4-4-12 hex digits, in
+// either case) is stored as its 16 bytes; any other id as it is, except that
+// an id which could be taken for a packed GUID or for such an escaped id (16
+// bytes long, or longer and ending in a NUL byte) gets a NUL byte appended.
+// keyText turns a key back into the id's text (GUIDs in lower case).
+const (
+	guidTextLen = 36
+	guidLen     = 16
+)
+
+// keyBuf holds a key built for a look-up, so that building it does not
+// allocate.
+type keyBuf [guidLen + 1]byte
+
+// lookupKey returns the key of id. The key may point into buf, which must
+// then stay unchanged while it is used; storedKey makes a key to keep.
+func lookupKey(id string, buf *keyBuf) string {
+	switch {
+	case len(id) == guidTextLen && packGUID((*[guidLen]byte)(buf[:guidLen]), id):
+		return unsafe.String(&buf[0], guidLen)
+	case len(id) == guidLen:
+		copy(buf[:], id)
+		buf[guidLen] = 0
+		return unsafe.String(&buf[0], guidLen+1)
+	case len(id) > guidLen && id[len(id)-1] == 0:
+		return id + "\x00" // no real id looks like this
+	}
+	return id
+}
+
+// storedKey returns key, copied if it points into buf.
+func storedKey(key string, buf *keyBuf) string {
+	if len(key) > 0 && unsafe.StringData(key) == &buf[0] {
+		return strings.Clone(key)
+	}
+	return key
+}
+
+// keyText returns the device id a key was made from.
+func keyText(key string) string {
+	switch {
+	case len(key) == guidLen:
+		return unpackGUID(key)
+	case len(key) > guidLen && key[len(key)-1] == 0:
+		return key[:len(key)-1]
+	}
+	return key
+}
+
+// packGUID parses the 36-byte s as a GUID into dst.
+func packGUID(dst *[guidLen]byte, s string) bool {
+	if s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return false
+	}
+	j := 0
+	for i := 0; i < guidTextLen; i += 2 {
+		if i == 8 || i == 13 || i == 18 || i == 23 {
+			i++
+		}
+		hi, ok1 := unhex(s[i])
+		lo, ok2 := unhex(s[i+1])
+		if !ok1 || !ok2 {
+			return false
+		}
+		dst[j] = hi<<4 | lo
+		j++
+	}
+	return true
+}
+
+func unhex(c byte) (byte, bool) {
+	if d := c - '0'; d < 10 {
+		return d, true
+	}
+	if d := (c | 0x20) - 'a'; d < 6 {
+		return d + 10, true
+	}
+	return 0, false
+}
+
+// unpackGUID formats a packed GUID in lower case.
+func unpackGUID(k string) string {
+	const digits = "0123456789abcdef"
+	var b [guidTextLen]byte
+	j := 0
+	for i := range guidLen {
+		if j == 8 || j == 13 || j == 18 || j == 23 {
+			b[j] = '-'
+			j++
+		}
+		b[j], b[j+1] = digits[k[i]>>4], digits[k[i]&15]
+		j += 2
+	}
+	return string(b[:])
+}
+
+// readStripes is how many read locks guard one vendor's data. A look-up
+// read-locks one of them, chosen by its key, so that parallel look-ups
+// rarely write to the same cache line; a writer locks them all.
+const readStripes = 8
+
+type stripe struct {
+	sync.RWMutex
+	_ [128 - unsafe.Sizeof(sync.RWMutex{})]byte // own cache lines
+}
+
+// stripedRWMutex is a reader/writer lock whose readers spread over stripes.
+type stripedRWMutex struct{ s [readStripes]stripe }
+
+// Lock locks every stripe, excluding all readers.
+func (m *stripedRWMutex) Lock() {
+	for i := range m.s {
+		m.s[i].Lock()
+	}
+}
+
+// Unlock undoes Lock.
+func (m *stripedRWMutex) Unlock() {
+	for i := range m.s {
+		m.s[i].Unlock()
+	}
+}
+
+// RLock read-locks one stripe, which is enough to exclude writers.
+func (m *stripedRWMutex) RLock() { m.s[0].RLock() }
+
+// RUnlock undoes RLock.
+func (m *stripedRWMutex) RUnlock() { m.s[0].RUnlock() }
+
+// stripeOf chooses key's stripe.
+func stripeOf(key string) int {
+	if len(key) == 0 {
+		return 0
+	}
+	return int(key[len(key)-1]^key[len(key)/2]) % readStripes
+}
+
+// strTable interns owners: each distinct string is stored once and
+// reference-counted, so that strings no device uses any more are freed. It
+// is an open-addressing hash table (linear probing) of uint32 slots whose
+// low idxBits bits hold the string's index+1 (0 = empty) and whose other
+// bits hold bits of its hash, so that a probe rarely compares strings. It
+// costs a few bytes per string besides the string itself.
+type strTable struct {
+	seed    maphash.Seed
+	idxBits uint
+	slots   []uint32
+	vals    []string
+	refs    []uint32
+	free    []uint32
+	live    int
+}
+
+func newStrTable(size int) strTable {
+	return strTable{seed: maphash.MakeSeed(), idxBits: min(uint(bits.Len(uint(size)+2)), 32)}
+}
+
+func (t *strTable) idxMask() uint32 { return uint32(1<<t.idxBits - 1) }
+
+// tag is the part of a slot that holds hash bits.
+func (t *strTable) tag(h uint64) uint32 {
+	if t.idxBits >= 32 {
+		return 0
+	}
+	return uint32(h>>(32+t.idxBits)) << t.idxBits
+}
+
+// get returns s's index, adding a reference.
+func (t *strTable) get(s string) uint32 {
+	if (t.live+1)*4 > len(t.slots)*3 {
+		t.rehash(max(2*len(t.slots), 64), t.idxBits)
+	}
+	if len(t.free) == 0 && uint64(len(t.vals))+2 > 1<<t.idxBits {
+		t.rehash(len(t.slots), t.idxBits+1)
+	}
+	h := maphash.String(t.seed, s)
+	tag, mask := t.tag(h), uint64(len(t.slots)-1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		v := t.slots[i]
+		if v == 0 {
+			idx := t.add(strings.Clone(s)) // do not pin a larger decoded buffer
+			t.slots[i] = tag | (idx + 1)
+			return idx
+		}
+		if v&^t.idxMask() == tag {
+			if idx := v&t.idxMask() - 1; t.vals[idx] == s {
+				t.refs[idx]++
+				return idx
+			}
+		}
+	}
+}
+
+func (t *strTable) add(s string) uint32 {
+	t.live++
+	if n := len(t.free); n > 0 {
+		idx := t.free[n-1]
+		t.free = t.free[:n-1]
+		t.vals[idx], t.refs[idx] = s, 1
+		return idx
+	}
+	t.vals = append(t.vals, s)
+	t.refs = append(t.refs, 1)
+	return uint32(len(t.vals) - 1)
+}
+
+// release drops a reference to the string at idx, freeing it with the last.
+func (t *strTable) release(idx uint32) {
+	if t.refs[idx]--; t.refs[idx] > 0 {
+		return
+	}
+	mask := uint64(len(t.slots) - 1)
+	i := maphash.String(t.seed, t.vals[idx]) & mask
+	for t.slots[i]&t.idxMask() != idx+1 {
+		i = (i + 1) & mask
+	}
+	// Backward-shift deletion: move up every later entry of the cluster
+	// whose probe sequence passes the emptied slot.
+	for j := i; ; {
+		j = (j + 1) & mask
+		v := t.slots[j]
+		if v == 0 {
+			break
+		}
+		home := maphash.String(t.seed, t.vals[v&t.idxMask()-1]) & mask
+		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
+			t.slots[i] = v
+			i = j
+		}
+	}
+	t.slots[i] = 0
+	t.vals[idx] = ""
+	t.free = append(t.free, idx)
+	t.live--
+}
+
+func (t *strTable) rehash(n int, idxBits uint) {
+	t.idxBits = min(idxBits, 32)
+	t.slots = make([]uint32, n)
+	mask := uint64(n - 1)
+	for idx, s := range t.vals {
+		if t.refs[idx] == 0 {
+			continue
+		}
+		h := maphash.String(t.seed, s)
+		i := h & mask
+		for t.slots[i] != 0 {
+			i = (i + 1) & mask
+		}
+		t.slots[i] = t.tag(h) | uint32(idx+1)
+	}
+}
+
+// profile is a platform and OS version pair: few distinct pairs exist.
+type profile struct{ platform, osVersion string }
+
+// profileTable interns profiles, reference-counted like strTable.
+type profileTable struct {
+	idx  map[profile]uint32
+	vals []profile
+	refs []uint32
+	free []uint32
+}
+
+func (t *profileTable) get(platform, osVersion string) uint32 {
+	p := profile{platform, osVersion}
+	if i, ok := t.idx[p]; ok {
+		t.refs[i]++
+		return i
+	}
+	p = profile{strings.Clone(platform), strings.Clone(osVersion)}
+	var i uint32
+	if n := len(t.free); n > 0 {
+		i = t.free[n-1]
+		t.free = t.free[:n-1]
+		t.vals[i], t.refs[i] = p, 1
+	} else {
+		i = uint32(len(t.vals))
+		t.vals = append(t.vals, p)
+		t.refs = append(t.refs, 1)
+	}
+	t.idx[p] = i
+	return i
+}
+
+func (t *profileTable) release(i uint32) {
+	if t.refs[i]--; t.refs[i] == 0 {
+		delete(t.idx, t.vals[i])
+		t.vals[i] = profile{}
+		t.free = append(t.free, i)
+	}
+}
+
+// vendorStore is one vendor's devices. mu guards everything but name and
+// lastSync.
 type vendorStore struct {
 	name string
 
-	mu      sync.RWMutex
-	devices *simplelru.LRU[string, record]
-	aliases *simplelru.LRU[string, alias]
-	counts  [5]int
-	gen     uint32
-	strs    interner
+	mu       stripedRWMutex
+	devices  *simplelru.LRU[string, record]
+	aliases  *simplelru.LRU[string, alias]
+	owners   strTable
+	profiles profileTable
+	counts   [5]int
+	gen      uint32
+	// kbuf and abuf hold the keys a write looks up.
+	kbuf, abuf keyBuf
 
 	// lastSync is the unix-nano time of the last successful sync (or of
 	// the restored state); 0 means never.
@@ -132,14 +428,17 @@ func New(opts Options) *Cache {
 }
 
 func (c *Cache) newStore(name string) *vendorStore {
-	s := &vendorStore{name: name, strs: interner{idx: map[string]uint32{}}}
+	s := &vendorStore{
+		name:     name,
+		owners:   newStrTable(c.size),
+		profiles: profileTable{idx: map[profile]uint32{}},
+	}
 	// NewLRU only fails for a non-positive size, which New rules out. The
 	// callback runs for every removal (eviction, Remove, RemoveOldest).
 	s.devices, _ = simplelru.NewLRU(c.size, func(_ string, r record) {
 		s.counts[r.level]--
-		s.strs.release(r.owner)
-		s.strs.release(r.plat)
-		s.strs.release(r.os)
+		s.owners.release(r.owner)
+		s.profiles.release(r.prof)
 	})
 	s.aliases, _ = simplelru.NewLRU[string, alias](c.size, nil)
 	return s
@@ -209,28 +508,40 @@ func (c *Cache) fresh(s *vendorStore, now int64) bool {
 // vendor that knows the device is stale, the worst stale report is returned
 // with Stale set. Ties go to the vendor listed first.
 func (c *Cache) Lookup(id string) Risk {
-	now := c.now().UnixNano()
+	var buf keyBuf
+	key := lookupKey(id, &buf)
+	si := stripeOf(key)
 	var (
-		best                            record
-		bestStore                       *vendorStore
-		bestFresh                       bool
-		bestOwner, bestPlatform, bestOS string
+		best      record
+		bestStore *vendorStore
+		bestFresh bool
+		bestOwner string
+		bestProf  profile
+		now       int64
+		haveNow   bool
 	)
 	for _, s := range *c.vendors.Load() {
-		s.mu.RLock()
-		r, ok := s.devices.Peek(id)
+		mu := &s.mu.s[si]
+		mu.RLock()
+		r, ok := s.devices.Peek(key)
 		if !ok {
-			if a, aok := s.aliases.Peek(id); aok {
+			if a, aok := s.aliases.Peek(key); aok {
 				r, ok = s.devices.Peek(a.id)
 			}
 		}
-		var owner, platform, osVersion string
+		var (
+			owner string
+			prof  profile
+		)
 		if ok {
-			owner, platform, osVersion = s.strs.vals[r.owner], s.strs.vals[r.plat], s.strs.vals[r.os]
+			owner, prof = s.owners.vals[r.owner], s.profiles.vals[r.prof]
 		}
-		s.mu.RUnlock()
+		mu.RUnlock()
 		if !ok {
 			continue
+		}
+		if !haveNow {
+			now, haveNow = c.now().UnixNano(), true
 		}
 		f := c.fresh(s, now)
 		switch {
@@ -238,7 +549,7 @@ func (c *Cache) Lookup(id string) Risk {
 			f && !bestFresh,
 			f == bestFresh && r.level > best.level:
 			best, bestStore, bestFresh = r, s, f
-			bestOwner, bestPlatform, bestOS = owner, platform, osVersion
+			bestOwner, bestProf = owner, prof
 		}
 	}
 	if bestStore == nil {
@@ -250,59 +561,56 @@ func (c *Cache) Lookup(id string) Risk {
 		Stale:     !bestFresh,
 		Vendor:    bestStore.name,
 		Owner:     bestOwner,
-		Platform:  bestPlatform,
-		OSVersion: bestOS,
-		UpdatedAt: unixTime(best.updated),
-		Since:     unixTime(best.since),
+		Platform:  bestProf.platform,
+		OSVersion: bestProf.osVersion,
+		UpdatedAt: secsTime(best.updated),
+		Since:     secsTime(best.since),
 	}
 }
 
-func unixTime(s int64) time.Time {
-	if s == 0 {
-		return time.Time{}
-	}
-	return time.Unix(s, 0).UTC()
-}
-
-func unixSeconds(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.Unix()
-}
+// applyBatch is how many reports Apply writes per lock, so that look-ups
+// wait at most for that many writes.
+const applyBatch = 256
 
 // Apply adds, updates or (Deleted) removes reports from vendor and returns
 // how many it applied. A device keeps its Since while its level does not
 // change. Reports for an unconfigured vendor or without a device id are
-// ignored.
+// ignored. Apply locks the vendor for a batch of reports at a time, never
+// for all of a long list.
 func (c *Cache) Apply(vendor string, reports []Report) int {
 	s := c.store(vendor)
 	if s == nil {
 		return 0
 	}
-	now := c.now()
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	now := secs(c.now())
 	n := 0
-	for i := range reports {
-		if s.apply(&reports[i], now, time.Time{}) {
-			n++
+	for len(reports) > 0 {
+		batch := reports[:min(applyBatch, len(reports))]
+		reports = reports[len(batch):]
+		s.mu.Lock()
+		for i := range batch {
+			if s.apply(&batch[i], now, 0) {
+				n++
+			}
 		}
+		s.mu.Unlock()
 	}
 	return n
 }
 
-// apply writes one report; since, when not zero, is restored as is.
-// s.mu must be held.
-func (s *vendorStore) apply(r *Report, now, since time.Time) bool {
+// apply writes one report at now (record seconds); since, when not zero,
+// is restored as is. s.mu must be held.
+func (s *vendorStore) apply(r *Report, now, since uint32) bool {
 	if r.DeviceID == "" {
 		return false
 	}
+	key := lookupKey(r.DeviceID, &s.kbuf)
 	if r.Deleted {
-		s.devices.Remove(r.DeviceID)
+		s.devices.Remove(key)
 		for _, a := range r.AltIDs {
-			if cur, ok := s.aliases.Peek(a); ok && cur.id == r.DeviceID {
-				s.aliases.Remove(a)
+			ak := lookupKey(a, &s.abuf)
+			if cur, ok := s.aliases.Peek(ak); ok && cur.id == key {
+				s.aliases.Remove(ak)
 			}
 		}
 		return true
@@ -311,40 +619,110 @@ func (s *vendorStore) apply(r *Report, now, since time.Time) bool {
 	if level > policy.LevelHigh {
 		level = policy.LevelUnknown
 	}
-	rec := record{
-		updated: unixSeconds(r.UpdatedAt),
-		owner:   s.strs.get(r.User),
-		plat:    s.strs.get(r.Platform),
-		os:      s.strs.get(r.OSVersion),
-		gen:     s.gen,
-		level:   level,
+	rec := record{updated: secs(r.UpdatedAt), gen: s.gen, level: level}
+	old, existed := s.devices.Peek(key)
+	// An update usually keeps the owner and profile: reuse their
+	// references without hashing.
+	sameOwner := existed && s.owners.vals[old.owner] == r.User
+	if sameOwner {
+		rec.owner = old.owner
+	} else {
+		rec.owner = s.owners.get(r.User)
 	}
-	old, existed := s.devices.Peek(r.DeviceID)
+	sameProf := existed && s.profiles.vals[old.prof] == profile{r.Platform, r.OSVersion}
+	if sameProf {
+		rec.prof = old.prof
+	} else {
+		rec.prof = s.profiles.get(r.Platform, r.OSVersion)
+	}
 	switch {
-	case !since.IsZero():
-		rec.since = unixSeconds(since)
+	case since != 0:
+		rec.since = since
 	case existed && old.level == level:
 		rec.since = old.since
-	case !r.UpdatedAt.IsZero() && !existed:
+	case rec.updated != 0 && !existed:
 		rec.since = rec.updated
 	default:
 		// The level changed now, as far as riskgate can tell; the vendor's
 		// timestamp may predate the change (or be missing).
-		rec.since = now.Unix()
-	}
-	if existed {
-		s.counts[old.level]--
-		s.strs.release(old.owner)
-		s.strs.release(old.plat)
-		s.strs.release(old.os)
+		rec.since = now
 	}
 	s.counts[level]++
-	s.devices.Add(r.DeviceID, rec)
-	for _, a := range r.AltIDs {
-		if a != "" && a != r.DeviceID {
-			s.aliases.Add(a, alias{id: r.DeviceID, gen: s.gen})
+	if existed {
+		s.counts[old.level]--
+		if !sameOwner {
+			s.owners.release(old.owner)
 		}
+		if !sameProf {
+			s.profiles.release(old.prof)
+		}
+		// The entry keeps the key it was added with; golang-lru does not
+		// store the key of an update, so key may point into kbuf
+		// (TestUpdateDoesNotKeepLookupKey guards this).
+		s.devices.Add(key, rec)
+	} else {
+		key = storedKey(key, &s.kbuf)
+		s.devices.Add(key, rec)
 	}
+	for _, a := range r.AltIDs {
+		if a == "" || a == r.DeviceID {
+			continue
+		}
+		ak := lookupKey(a, &s.abuf)
+		if ak == key {
+			continue
+		}
+		if cur, ok := s.aliases.Peek(ak); ok && cur.id == key {
+			s.aliases.Add(ak, alias{id: cur.id, gen: s.gen})
+			continue
+		}
+		key = storedKey(key, &s.kbuf)
+		s.aliases.Add(storedKey(ak, &s.abuf), alias{id: key, gen: s.gen})
+	}
+	return true
+}
+
+// restoreAlias adds an alternative id read from the state file.
+func (s *vendorStore) restoreAlias(altID, id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ak, key := lookupKey(altID, &s.abuf), lookupKey(id, &s.kbuf)
+	s.aliases.Add(storedKey(ak, &s.abuf), alias{id: storedKey(key, &s.kbuf), gen: s.gen})
+}
+
+// restoreDevice adds a device read from the state file, keeping its since
+// (unix seconds).
+func (s *vendorStore) restoreDevice(r *Report, now time.Time, since int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sc := uint32(0)
+	if since != 0 {
+		sc = clampSecs(since)
+	}
+	s.apply(r, secs(now), sc)
+}
+
+// deviceLine fills l with the device stored under key, for the state file.
+// s.mu must be read-locked.
+func (s *vendorStore) deviceLine(key string, l *stateLine) bool {
+	r, ok := s.devices.Peek(key)
+	if !ok {
+		return false
+	}
+	p := s.profiles.vals[r.prof]
+	*l = stateLine{ID: keyText(key), Level: uint8(r.level), User: s.owners.vals[r.owner],
+		Platform: p.platform, OS: p.osVersion, Updated: int64(r.updated), Since: int64(r.since)}
+	return true
+}
+
+// aliasLine fills l with the alternative id stored under key, for the
+// state file. s.mu must be read-locked.
+func (s *vendorStore) aliasLine(key string, l *stateLine) bool {
+	a, ok := s.aliases.Peek(key)
+	if !ok {
+		return false
+	}
+	*l = stateLine{Alias: keyText(key), ID: keyText(a.id)}
 	return true
 }
 
@@ -366,40 +744,57 @@ func (c *Cache) BeginSync(vendor string) Generation {
 	return Generation(s.gen)
 }
 
+// sweepBatch is how many devices Sweep removes per lock.
+const sweepBatch = 1024
+
 // Sweep ends the full sync gen of vendor: devices (and alternative ids) not
 // written since BeginSync returned gen are removed. It returns how many
 // devices it removed. A sweep for an outdated generation does nothing.
 //
 // Writes move a device to the front of its LRU list and Lookup never
 // reorders it, so the devices not written since BeginSync are exactly those
-// at the back of the list; Sweep only visits them.
+// at the back of the list; Sweep only visits them, a batch per lock.
 func (c *Cache) Sweep(vendor string, gen Generation) int {
 	s := c.store(vendor)
 	if s == nil {
 		return 0
 	}
+	n := 0
+	for more := true; more; {
+		var k int
+		k, more = s.sweep(uint32(gen))
+		n += k
+	}
+	return n
+}
+
+// sweep removes up to sweepBatch devices and alternative ids older than
+// gen, and reports whether more may remain.
+func (s *vendorStore) sweep(gen uint32) (int, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if uint32(gen) != s.gen {
-		return 0
+	if gen != s.gen {
+		return 0, false
 	}
-	n := 0
-	for {
+	n, done := 0, 0
+	for done < sweepBatch {
 		_, r, ok := s.devices.GetOldest()
-		if !ok || r.gen == s.gen {
+		if !ok || r.gen == gen {
 			break
 		}
 		s.devices.RemoveOldest()
 		n++
+		done++
 	}
-	for {
+	for done < sweepBatch {
 		_, a, ok := s.aliases.GetOldest()
-		if !ok || a.gen == s.gen {
+		if !ok || a.gen == gen {
 			break
 		}
 		s.aliases.RemoveOldest()
+		done++
 	}
-	return n
+	return n, done == sweepBatch
 }
 
 // ReplaceAll replaces vendor's devices with reports: a full sync in one call.

@@ -1,6 +1,12 @@
 package riskcache
 
 import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -244,15 +250,178 @@ func TestInternedStringsAreFreed(t *testing.T) {
 	c := New(Options{Size: 2, Vendors: []string{"a"}})
 	c.Apply("a", []Report{rep("1", policy.LevelLow), rep("2", policy.LevelLow)})
 	s := c.store("a")
-	assert.Len(t, s.strs.idx, 3, "owner, platform and OS version, each stored once")
+	assert.Equal(t, 1, s.owners.live, "the owner is stored once")
+	assert.Len(t, s.profiles.idx, 1, "platform and OS version are stored once")
 	r := rep("2", policy.LevelLow)
 	r.User = "bob@corp.example"
+	r.OSVersion = "18.0"
 	c.Apply("a", []Report{r, rep("3", policy.LevelHigh)}) // updates 2, evicts 1
-	assert.Len(t, s.strs.idx, 4)
+	assert.Equal(t, 2, s.owners.live)
+	assert.Len(t, s.profiles.idx, 2)
 	c.Apply("a", []Report{{DeviceID: "2", Deleted: true}, {DeviceID: "3", Deleted: true}})
-	assert.Empty(t, s.strs.idx)
-	assert.Equal(t, "bob@corp.example", func() string {
+	assert.Zero(t, s.owners.live)
+	assert.Empty(t, s.profiles.idx)
+	c.Apply("a", []Report{r})
+	got := c.Lookup("2")
+	assert.Equal(t, "bob@corp.example", got.Owner)
+	assert.Equal(t, "18.0", got.OSVersion)
+}
+
+func TestStrTable(t *testing.T) {
+	// Against a map, through growth, index widening and deletions that
+	// shift clusters back.
+	tab := newStrTable(1)
+	want := map[string]int{}
+	idx := map[string]uint32{}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for i := range 20000 {
+		s := fmt.Sprintf("owner-%d", rnd.IntN(3000))
+		if want[s] > 0 && rnd.IntN(2) == 0 {
+			tab.release(idx[s])
+			if want[s]--; want[s] == 0 {
+				delete(want, s)
+			}
+			continue
+		}
+		got := tab.get(s)
+		if want[s] > 0 {
+			require.Equal(t, idx[s], got, "step %d: %s keeps its index", i, s)
+		}
+		idx[s] = got
+		want[s]++
+		require.Equal(t, s, tab.vals[got])
+		require.Equal(t, len(want), tab.live)
+	}
+	for s, n := range want {
+		require.Equal(t, uint32(n), tab.refs[idx[s]], s)
+	}
+}
+
+func TestKeys(t *testing.T) {
+	tests := []struct {
+		id, text string
+		packed   bool
+	}{
+		{"3f2504e0-4f89-11d3-9a0c-0305e82c3301", "3f2504e0-4f89-11d3-9a0c-0305e82c3301", true},
+		{"3F2504E0-4F89-11D3-9A0C-0305E82C3301", "3f2504e0-4f89-11d3-9a0c-0305e82c3301", true},
+		{"3f2504e0-4f89-11d3-9a0c-0305e82c330g", "3f2504e0-4f89-11d3-9a0c-0305e82c330g", false},
+		{"3f2504e0x4f89-11d3-9a0c-0305e82c3301", "3f2504e0x4f89-11d3-9a0c-0305e82c3301", false},
+		{"{3f2504e0-4f89-11d3-9a0c-0305e82c3301}", "{3f2504e0-4f89-11d3-9a0c-0305e82c3301}", false},
+		{"0123456789abcdef", "0123456789abcdef", false}, // 16 bytes: escaped
+		{"0123456789abcdef\x00", "0123456789abcdef\x00", false},
+		{"0123456789abcdef\x00\x00", "0123456789abcdef\x00\x00", false},
+		{"EAS0000000000000001", "EAS0000000000000001", false},
+		{"d1", "d1", false},
+	}
+	keys := map[string]string{}
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			var buf keyBuf
+			k := storedKey(lookupKey(tt.id, &buf), &buf)
+			assert.Equal(t, tt.packed, len(k) == guidLen)
+			assert.Equal(t, tt.text, keyText(k))
+			if other, dup := keys[k]; dup {
+				assert.Equal(t, tt.text, other, "only the same id has the same key")
+			}
+			keys[k] = tt.text
+		})
+	}
+}
+
+func TestGUIDsMatchInAnyCase(t *testing.T) {
+	clk := newClock()
+	c := New(Options{Now: clk.Now, Vendors: []string{"graph"}})
+	c.MarkSynced("graph", clk.Now())
+	r := rep("3F2504E0-4F89-11D3-9A0C-0305E82C3301", policy.LevelHigh)
+	r.AltIDs = []string{"6B29FC40-CA47-1067-B31D-00DD010662DA"}
+	c.Apply("graph", []Report{r})
+	for _, id := range []string{
+		"3f2504e0-4f89-11d3-9a0c-0305e82c3301", "3F2504E0-4F89-11D3-9A0C-0305E82C3301",
+		"6b29fc40-ca47-1067-b31d-00dd010662da",
+	} {
+		assert.Equal(t, policy.LevelHigh, c.Lookup(id).Level, id)
+	}
+	c.Apply("graph", []Report{rep("3f2504e0-4f89-11d3-9a0c-0305e82c3301", policy.LevelLow)})
+	assert.Equal(t, 1, c.Len("graph"))
+	assert.Equal(t, policy.LevelLow, c.Lookup("6B29FC40-CA47-1067-B31D-00DD010662DA").Level)
+
+	// The state file keeps the ids' text, in lower case.
+	path := filepath.Join(t.TempDir(), "risk.json")
+	require.NoError(t, SaveState(path, c))
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	assert.Contains(t, string(data), `"3f2504e0-4f89-11d3-9a0c-0305e82c3301"`)
+	assert.Contains(t, string(data), `"6b29fc40-ca47-1067-b31d-00dd010662da"`)
+	dst := New(Options{Now: clk.Now, Vendors: []string{"graph"}})
+	require.NoError(t, LoadState(path, dst))
+	assert.Equal(t, c.Lookup("6B29FC40-CA47-1067-B31D-00DD010662DA"), dst.Lookup("6b29fc40-ca47-1067-b31d-00dd010662da"))
+}
+
+// TestUpdateDoesNotKeepLookupKey guards what apply relies on: golang-lru
+// keeps the key an entry was added with when the entry is updated, so an
+// update may pass a key that points into the store's scratch buffer.
+func TestUpdateDoesNotKeepLookupKey(t *testing.T) {
+	c := New(Options{Vendors: []string{"a"}})
+	ids := []string{"3f2504e0-4f89-11d3-9a0c-0305e82c3301", "6b29fc40-ca47-1067-b31d-00dd010662da"}
+	for _, id := range ids {
+		r := rep(id, policy.LevelLow)
+		r.AltIDs = []string{strings.ToUpper(id[:35]) + "f"}
 		c.Apply("a", []Report{r})
-		return c.Lookup("2").Owner
-	}())
+	}
+	for range 2 { // updates, each overwriting the scratch keys of the other
+		for _, id := range ids {
+			r := rep(id, policy.LevelMedium)
+			r.AltIDs = []string{strings.ToUpper(id[:35]) + "f"}
+			c.Apply("a", []Report{r})
+		}
+	}
+	s := c.store("a")
+	var got []string
+	for _, k := range s.devices.Keys() {
+		got = append(got, keyText(k))
+	}
+	assert.Equal(t, ids, got)
+	got = got[:0]
+	for _, k := range s.aliases.Keys() {
+		got = append(got, keyText(k))
+	}
+	assert.Equal(t, []string{ids[0][:35] + "f", ids[1][:35] + "f"}, got)
+	for _, id := range ids {
+		assert.Equal(t, policy.LevelMedium, c.Lookup(id).Level)
+		assert.Equal(t, policy.LevelMedium, c.Lookup(id[:35]+"f").Level)
+	}
+}
+
+func TestTimestampsOutOfRange(t *testing.T) {
+	clk := newClock()
+	c := New(Options{Now: clk.Now, Vendors: []string{"a"}})
+	old := rep("old", policy.LevelLow)
+	old.UpdatedAt = time.Date(1960, 1, 1, 0, 0, 0, 0, time.UTC)
+	late := rep("late", policy.LevelLow)
+	late.UpdatedAt = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+	unknown := rep("unknown", policy.LevelLow)
+	unknown.UpdatedAt = time.Time{}
+	c.Apply("a", []Report{old, late, unknown})
+	assert.Equal(t, time.Unix(1, 0).UTC(), c.Lookup("old").UpdatedAt)
+	assert.Equal(t, time.Unix(math.MaxUint32, 0).UTC(), c.Lookup("late").UpdatedAt)
+	assert.True(t, c.Lookup("unknown").UpdatedAt.IsZero())
+	assert.Equal(t, clk.Now(), c.Lookup("unknown").Since)
+}
+
+func TestApplyAndSweepBatchesKeepLookupsGoing(t *testing.T) {
+	// More reports than one batch: every one is applied, and a full sync
+	// sweeps more devices than one batch.
+	c := New(Options{Size: 5000, Vendors: []string{"a"}})
+	rs := make([]Report, 3000)
+	for i := range rs {
+		rs[i] = rep(fmt.Sprintf("d%d", i), policy.LevelLow)
+		rs[i].AltIDs = []string{fmt.Sprintf("e%d", i)}
+	}
+	assert.Equal(t, 3000, c.Apply("a", rs))
+	gen := c.BeginSync("a")
+	assert.Equal(t, 1, c.Apply("a", rs[:1]))
+	assert.Equal(t, 2999, c.Sweep("a", gen))
+	assert.Equal(t, 1, c.Len("a"))
+	assert.Equal(t, 1, c.store("a").aliases.Len())
+	assert.Equal(t, [5]int{policy.LevelLow: 1}, c.Counts("a"))
 }

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"runtime/metrics"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -150,7 +151,9 @@ func BenchmarkGraphFetch(b *testing.B) {
 	b.ReportMetric(float64(stop())/(1<<20), "peak-heap-MB")
 }
 
-// BenchmarkGraphSync is the same sync applied into a Cache by the Syncer.
+// BenchmarkGraphSync is the same sync applied into a Cache by the Syncer,
+// while a request path looks a device up every millisecond: lookup-max-us
+// and lookup-p99-us are how long those look-ups took.
 func BenchmarkGraphSync(b *testing.B) {
 	srv := graphBenchServer(b)
 	src := newBenchGraph(b, srv)
@@ -161,6 +164,7 @@ func BenchmarkGraphSync(b *testing.B) {
 	})
 	runtime.GC()
 	stop := peakHeap()
+	stopLookups := probeLookups(cache, fmt.Sprintf("%08x-aaaa-bbbb-cccc-%012x", 4242, 4242))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for range b.N {
@@ -169,11 +173,46 @@ func BenchmarkGraphSync(b *testing.B) {
 		}
 	}
 	b.StopTimer()
+	lookups := stopLookups()
 	if got := cache.Len("intune"); got != benchDevices {
 		b.Fatalf("cache holds %d devices", got)
 	}
 	b.ReportMetric(float64(benchDevices)*float64(b.N)/b.Elapsed().Seconds(), "devices/s")
 	b.ReportMetric(float64(stop())/(1<<20), "peak-heap-MB")
+	if len(lookups) > 0 {
+		slices.Sort(lookups)
+		b.ReportMetric(float64(lookups[len(lookups)-1].Microseconds()), "lookup-max-us")
+		b.ReportMetric(float64(lookups[len(lookups)*99/100].Microseconds()), "lookup-p99-us")
+	}
+}
+
+// probeLookups looks id up every millisecond until stop is called, which
+// returns how long each look-up took.
+func probeLookups(c *riskcache.Cache, id string) (stop func() []time.Duration) {
+	done := make(chan struct{})
+	var (
+		wg    sync.WaitGroup
+		times []time.Duration
+	)
+	wg.Go(func() {
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			start := time.Now()
+			c.Lookup(id)
+			times = append(times, time.Since(start))
+		}
+	})
+	return func() []time.Duration {
+		close(done)
+		wg.Wait()
+		return times
+	}
 }
 
 func newBenchGraph(b *testing.B, srv *httptest.Server) riskcache.Source {

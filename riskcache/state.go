@@ -101,40 +101,32 @@ func writeState(w io.Writer, c *Cache) error {
 		ids := s.devices.Keys()
 		alts := s.aliases.Keys()
 		s.mu.RUnlock()
-		var l stateLine
 		for len(ids) > 0 {
 			batch := ids[:min(stateBatch, len(ids))]
 			ids = ids[len(batch):]
-			recs := make([]record, len(batch))
-			owners := make([]string, len(batch))
-			plats := make([]string, len(batch))
-			oses := make([]string, len(batch))
+			batchLines := make([]stateLine, len(batch))
 			ok := make([]bool, len(batch))
 			s.mu.RLock()
 			for i, id := range batch {
-				if recs[i], ok[i] = s.devices.Peek(id); ok[i] {
-					owners[i], plats[i], oses[i] = s.strs.vals[recs[i].owner], s.strs.vals[recs[i].plat], s.strs.vals[recs[i].os]
-				}
+				ok[i] = s.deviceLine(id, &batchLines[i])
 			}
 			s.mu.RUnlock()
-			for i, id := range batch {
+			for i := range batchLines {
 				if !ok[i] {
 					continue // removed meanwhile
 				}
-				r := recs[i]
-				l = stateLine{ID: id, Level: uint8(r.level), User: owners[i],
-					Platform: plats[i], OS: oses[i], Updated: r.updated, Since: r.since}
-				if err := put(&l); err != nil {
+				if err := put(&batchLines[i]); err != nil {
 					return err
 				}
 			}
 		}
 		for _, a := range alts {
+			var l stateLine
 			s.mu.RLock()
-			v, ok := s.aliases.Peek(a)
+			ok := s.aliasLine(a, &l)
 			s.mu.RUnlock()
 			if ok {
-				if err := put(&stateLine{Alias: a, ID: v.id}); err != nil {
+				if err := put(&l); err != nil {
 					return err
 				}
 			}
@@ -180,15 +172,11 @@ func LoadState(path string, c *Cache) error {
 			cur, lastSync = c.store(l.Vendor), l.LastSync
 		case cur == nil:
 		case l.Alias != "":
-			cur.mu.Lock()
-			cur.aliases.Add(l.Alias, alias{id: l.ID, gen: cur.gen})
-			cur.mu.Unlock()
+			cur.restoreAlias(l.Alias, l.ID)
 		case l.ID != "":
 			r := Report{DeviceID: l.ID, Level: policy.Level(l.Level), User: l.User,
 				Platform: l.Platform, OSVersion: l.OS, UpdatedAt: unixTime(l.Updated)}
-			cur.mu.Lock()
-			cur.apply(&r, now, unixTime(l.Since))
-			cur.mu.Unlock()
+			cur.restoreDevice(&r, now, l.Since)
 		}
 	})
 	finish()

@@ -165,6 +165,15 @@ func (s *Syncer) SyncOnce(ctx context.Context) error {
 // maxPages bounds one sync, against a vendor that keeps saying has_more.
 const maxPages = 1_000_000
 
+// fetched is a page fetched ahead.
+type fetched struct {
+	page Page
+	err  error
+}
+
+// sync fetches page n+1 while it applies page n, so that a sync keeps two
+// cores busy: one fetching and decoding, the other writing into the cache.
+// At most one fetch is ahead, and it has always ended when sync returns.
 func (s *Syncer) sync(ctx context.Context) error {
 	full := s.cursor == ""
 	var gen Generation
@@ -173,20 +182,30 @@ func (s *Syncer) sync(ctx context.Context) error {
 	}
 	cursor := s.cursor
 	applied, removed := 0, 0
+	p, err := s.src.Fetch(ctx, cursor)
 	for page := 0; ; page++ {
-		if page >= maxPages {
-			return fmt.Errorf("more than %d pages", maxPages)
-		}
-		p, err := s.src.Fetch(ctx, cursor)
 		if err != nil {
 			return fmt.Errorf("page %d: %w", page+1, err)
 		}
 		if p.HasMore && (p.NextCursor == "" || p.NextCursor == cursor) {
 			return fmt.Errorf("page %d: has_more without a new cursor", page+1)
 		}
+		var next chan fetched
+		if p.HasMore && page+1 < maxPages {
+			next = make(chan fetched, 1)
+			go func(cursor string) {
+				p, err := s.src.Fetch(ctx, cursor)
+				next <- fetched{p, err}
+			}(p.NextCursor)
+		}
 		applied += s.cache.Apply(s.vendor, p.Reports)
 		if p.HasMore {
+			if next == nil {
+				return fmt.Errorf("more than %d pages", maxPages)
+			}
 			cursor = p.NextCursor
+			f := <-next
+			p, err = f.page, f.err
 			continue
 		}
 		if full {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"reflect"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,12 +42,27 @@ type gateway struct {
 }
 
 // authState is what an auth section builds; it is reused by reloads that
-// do not change the auth section.
+// change neither the auth section nor what the login also takes from the
+// rest of the file (the claim device sources it keeps in the session, the
+// branding of its pages).
 type authState struct {
 	cfg      policy.Auth
+	claims   []string
+	branding policy.Branding
 	bearer   *proxy.Bearer
 	sessions *proxy.Sessions
 	login    *proxy.Login
+}
+
+// deviceClaims are the token claims the device sources read.
+func deviceClaims(cfg *policy.Config) []string {
+	var claims []string
+	for _, s := range cfg.Devices.Sources {
+		if s.Claim != "" {
+			claims = append(claims, s.Claim)
+		}
+	}
+	return claims
 }
 
 func newGateway(logger *slog.Logger, reg prometheus.Registerer, cfg *policy.Config, now func() time.Time) *gateway {
@@ -129,7 +145,8 @@ func (g *gateway) apply(ctx context.Context, cfg *policy.Config, set *policy.Set
 		g.logger.Warn("config: changes to the server section (listen addresses, TLS, timeouts) need a restart; keeping the running ones")
 	}
 	auth := g.auth
-	if auth == nil || !reflect.DeepEqual(auth.cfg, cfg.Auth) {
+	if auth == nil || !reflect.DeepEqual(auth.cfg, cfg.Auth) ||
+		!slices.Equal(auth.claims, deviceClaims(cfg)) || !reflect.DeepEqual(auth.branding, cfg.Branding) {
 		var err error
 		auth, err = g.buildAuth(ctx, cfg.Auth, set)
 		if err != nil {
@@ -193,7 +210,8 @@ func (g *gateway) buildAuth(ctx context.Context, a policy.Auth, set *policy.Set)
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
-	st := &authState{cfg: a, bearer: bearer}
+	claims := deviceClaims(set.Config())
+	st := &authState{cfg: a, claims: claims, branding: set.Config().Branding, bearer: bearer}
 	// Browser sign-in needs a callback URL and a session secret; without
 	// them riskgate serves bearer tokens only and browsers get 401.
 	if a.RedirectURL == "" || a.Session.Secret == "" {
@@ -207,12 +225,6 @@ func (g *gateway) buildAuth(ctx context.Context, a policy.Auth, set *policy.Set)
 	pages, err := proxy.NewPages(set.Config().Branding)
 	if err != nil {
 		return nil, fmt.Errorf("branding: %w", err)
-	}
-	var claims []string
-	for _, s := range set.Config().Devices.Sources {
-		if s.Claim != "" {
-			claims = append(claims, s.Claim)
-		}
 	}
 	login, err := proxy.NewLogin(ctx, proxy.LoginOptions{
 		Auth:         a,

@@ -163,17 +163,18 @@ func reloadScenario(t *testing.T, n int, trigger func(), mods ...serveMod) {
 		if trigger != nil {
 			trigger()
 		}
+		wantLast := 0.0
+		if valid {
+			wantLast = 1
+		}
+		// The counter and the gauge are two metrics: a scrape may see one
+		// updated and not yet the other, so wait for both.
 		var ok, failed, last float64
 		require.Eventually(t, func() bool {
 			ok, failed, last = s.reloads(t)
-			return ok+failed >= wantOK+wantFail
-		}, waitTimeout, pollInterval, "reload %d was not counted", i)
+			return ok+failed >= wantOK+wantFail && last == wantLast
+		}, waitTimeout, pollInterval, "reload %d was not counted, or riskgate_config_last_reload_successful is not %v", i, wantLast)
 		require.Equal(t, []float64{wantOK, wantFail}, []float64{ok, failed}, "reload %d: success and error counts", i)
-		if valid {
-			require.Equal(t, 1.0, last, "reload %d", i)
-		} else {
-			require.Equal(t, 0.0, last, "reload %d", i)
-		}
 		// The request right after a reload is decided on the config in
 		// force: the new one, or the previous one after a broken file.
 		r := mustDo(t, s.client, s.proxyURL+"/mail", tok)
