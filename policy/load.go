@@ -108,6 +108,19 @@ type field struct {
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
+// isParserError reports whether msg is one of the YAML parser's (not
+// scanner's) "did not find expected" errors.
+func isParserError(msg string) bool {
+	for _, m := range []string{"did not find expected key", "did not find expected '-' indicator",
+		"did not find expected node content", "did not find expected <document start>",
+		"did not find expected ',' or"} {
+		if strings.HasPrefix(msg, m) {
+			return true
+		}
+	}
+	return false
+}
+
 // parseYAML parses data into a node tree. A syntax error is returned with
 // the line the YAML library names (column 1: it gives none).
 func (p *parser) parseYAML(data []byte) (root *yaml.Node, perr *Error) {
@@ -124,6 +137,11 @@ func (p *parser) parseYAML(data []byte) (root *yaml.Node, perr *Error) {
 		if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
 			if n, aerr := strconv.Atoi(m[1]); aerr == nil && n > 0 {
 				e.Line = n
+				// The YAML library reports parser errors (unlike scanner
+				// errors) with a 0-based line: the problem is on the next.
+				if isParserError(m[2]) && n < strings.Count(string(data), "\n")+1 {
+					e.Line = n + 1
+				}
 			}
 			e.Msg = "yaml: " + m[2]
 		}

@@ -70,13 +70,13 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 // ReloadSucceeded records a configuration reload that was applied.
 func (m *Metrics) ReloadSucceeded() {
+	m.reloadOK.Set(1) // before the counter: a scrape never sees a new count with an old gauge
 	m.reloadSuccess.Inc()
-	m.reloadOK.Set(1)
 }
 
 // ReloadFailed records a configuration reload that was rejected; the previous
 // configuration keeps serving.
 func (m *Metrics) ReloadFailed() {
-	m.reloadFailure.Inc()
 	m.reloadOK.Set(0)
+	m.reloadFailure.Inc()
 }

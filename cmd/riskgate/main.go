@@ -13,6 +13,9 @@ import (
 )
 
 func main() {
+	// SIGHUP reloads the config once serve is running; until then (and in
+	// the other commands) it must not kill the process.
+	signal.Ignore(syscall.SIGHUP)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
