@@ -1,12 +1,9 @@
 package riskcache
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -71,34 +68,12 @@ func NewCheckPoint(v policy.Vendor, client *http.Client) (*CheckPoint, error) {
 	if v.ClientID == "" || (v.ClientSecret == "" && v.ClientSecretFile == "") {
 		return nil, errors.New("checkpoint needs client_id and client_secret (the access key)")
 	}
-	base := v.URL
-	if base == "" {
-		base = CheckPointDefaultURL
-	}
-	tokenURL := v.TokenURL
-	if tokenURL == "" {
-		tokenURL = joinURL(base, CheckPointTokenPath)
-	}
+	base, tokenURL := vendorURLs(v, CheckPointDefaultURL, CheckPointTokenPath)
 	c := &CheckPoint{
 		devices: joinURL(base, CheckPointDevicesPath),
 		limit:   pageSize(v, checkPointMaxPageSize),
 	}
-	c.http = newVendorHTTP(v, client, nil)
-	c.http.tokens = &tokenCache{fetch: func(ctx context.Context) (*oauth2.Token, error) {
-		key, err := secret(v.ClientSecret, v.ClientSecretFile)
-		if err != nil {
-			return nil, err
-		}
-		body, err := json.Marshal(map[string]string{"clientId": v.ClientID, "accessKey": key})
-		if err != nil {
-			return nil, err
-		}
-		req, err := http.NewRequest(http.MethodPost, tokenURL, bytes.NewReader(body))
-		if err != nil {
-			return nil, err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json")
+	c.http = newLoginHTTP(v, client, v.ClientSecret, v.ClientSecretFile, func(ctx context.Context, h *vendorHTTP, key string) (*oauth2.Token, error) {
 		var ar struct {
 			Success bool   `json:"success"`
 			Message string `json:"message"`
@@ -107,14 +82,15 @@ func NewCheckPoint(v policy.Vendor, client *http.Client) (*CheckPoint, error) {
 				ExpiresIn int64  `json:"expiresIn"`
 			} `json:"data"`
 		}
-		if err := c.http.do(ctx, req, func(r io.Reader) error { return json.NewDecoder(r).Decode(&ar) }); err != nil {
+		login := map[string]string{"clientId": v.ClientID, "accessKey": key}
+		if err := h.postJSON(ctx, tokenURL, login, &ar); err != nil {
 			return nil, err
 		}
 		if !ar.Success {
 			return nil, fmt.Errorf("authentication refused: %s", ar.Message)
 		}
 		return &oauth2.Token{AccessToken: ar.Data.Token, Expiry: tokenExpiry(ar.Data.ExpiresIn, checkPointTokenLifetime)}, nil
-	}}
+	})
 	return c, nil
 }
 
@@ -137,18 +113,10 @@ func (c *CheckPoint) Fetch(ctx context.Context, cursor string) (Page, error) {
 		} `json:"meta"`
 		Objects []checkPointDevice `json:"objects"`
 	}
-	err := c.http.getJSON(ctx, c.devices+"?"+q.Encode(), func(r io.Reader) error {
-		return json.NewDecoder(r).Decode(&resp)
-	})
-	if err != nil {
+	if err := c.http.getJSON(ctx, c.devices+"?"+q.Encode(), decodeJSON(&resp)); err != nil {
 		return Page{}, fmt.Errorf("checkpoint: %w", err)
 	}
-	page := Page{Reports: make([]Report, 0, len(resp.Objects))}
-	for i := range resp.Objects {
-		if rep, ok := resp.Objects[i].report(); ok {
-			page.Reports = append(page.Reports, rep)
-		}
-	}
+	page := Page{Reports: reportsOf(resp.Objects, (*checkPointDevice).report)}
 	more := len(resp.Objects) >= c.limit
 	if resp.Meta != nil {
 		more = resp.Meta.Next != "" && len(resp.Objects) > 0
@@ -172,23 +140,19 @@ type checkPointDevice struct {
 }
 
 func (d *checkPointDevice) report() (Report, bool) {
-	rep := Report{
-		DeviceID:  d.MDMDeviceID,
+	id, alt := deviceIDs(d.MDMDeviceID, string(d.ID))
+	if id == "" {
+		return Report{}, false
+	}
+	return Report{
+		DeviceID:  id,
+		AltIDs:    alt,
 		Level:     CheckPointLevel(string(d.Risk), string(d.Status)),
 		User:      d.Email,
 		Platform:  platform(d.OSType),
 		OSVersion: d.OSVersion,
 		UpdatedAt: d.LastSeen,
-	}
-	if rep.DeviceID == "" {
-		rep.DeviceID = string(d.ID)
-	} else if d.ID != "" && string(d.ID) != rep.DeviceID {
-		rep.AltIDs = []string{string(d.ID)}
-	}
-	if rep.DeviceID == "" {
-		return Report{}, false
-	}
-	return rep, true
+	}, true
 }
 
 // CheckPointLevel maps a device's risk (0 to 3) and status: a device whose

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 
 	"github.com/riskgate/riskgate/internal/vendorsim"
 	"github.com/riskgate/riskgate/policy"
@@ -15,35 +14,18 @@ import (
 func checkPointCase() vendorCase { return vendorCases()[3] }
 
 func TestCheckPointMapping(t *testing.T) {
-	cases := []struct {
-		name     string
-		risk     string
-		inactive bool
-		want     policy.Level
-	}{
-		{"0", "0", false, policy.LevelSecured},
-		{"1", "1", false, policy.LevelLow},
-		{"2", "2", false, policy.LevelMedium},
-		{"3", "3", false, policy.LevelHigh},
-		{"string 3", "three", false, policy.LevelUnknown},
-		{"4", "4", false, policy.LevelUnknown},
-		{"negative", "-1", false, policy.LevelUnknown},
-		{"absent", "", false, policy.LevelUnknown},
-		{"inactive 0", "0", true, policy.LevelUnknown},
-		{"inactive 3", "3", true, policy.LevelUnknown},
-	}
-	store, _, srv := startSim(t, checkPointCase())
-	for i, c := range cases {
-		store.Set(vendorsim.Device{ID: "cp-" + string(rune('a'+i)), Raw: c.risk, Inactive: c.inactive})
-	}
-	got := reportsByID(t, newSource(t, checkPointCase().vendor(srv.URL), srv.Client()))
-	for i, c := range cases {
-		t.Run(c.name, func(t *testing.T) {
-			r, ok := got["cp-"+string(rune('a'+i))]
-			require.True(t, ok)
-			assert.Equal(t, c.want, r.Level)
-		})
-	}
+	testLevels(t, checkPointCase(), []levelCase{
+		{raw: "0", want: policy.LevelSecured},
+		{raw: "1", want: policy.LevelLow},
+		{raw: "2", want: policy.LevelMedium},
+		{raw: "3", want: policy.LevelHigh},
+		{name: "string 3", raw: "three", want: policy.LevelUnknown},
+		{raw: "4", want: policy.LevelUnknown},
+		{name: "negative", raw: "-1", want: policy.LevelUnknown},
+		{name: "absent", raw: "", want: policy.LevelUnknown},
+		{name: "inactive 0", raw: "0", inactive: true, want: policy.LevelUnknown},
+		{name: "inactive 3", raw: "3", inactive: true, want: policy.LevelUnknown},
+	}, nil)
 	for _, c := range []struct {
 		risk, status string
 		want         policy.Level
@@ -60,10 +42,13 @@ func TestCheckPointMapping(t *testing.T) {
 }
 
 func TestCheckPointReportFields(t *testing.T) {
-	store, _, srv := startSim(t, checkPointCase())
 	at := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
-	store.Set(vendorsim.Device{ID: "cp-1", MDMID: "aad-1", User: "alice@corp.example", Platform: "android", OSVersion: "13", Level: policy.LevelSecured, UpdatedAt: at})
-	got := reportsByID(t, newSource(t, checkPointCase().vendor(srv.URL), srv.Client()))
+	got := syncDevices(t, checkPointCase(),
+		vendorsim.Device{ID: "cp-1", MDMID: "aad-1", User: "alice@corp.example", Platform: "android", OSVersion: "13", Level: policy.LevelSecured, UpdatedAt: at},
+		vendorsim.Device{ID: "cp-2", Level: policy.LevelHigh, UpdatedAt: at},
+	)
 	assert.Equal(t, riskcache.Report{DeviceID: "aad-1", AltIDs: []string{"cp-1"}, Level: policy.LevelSecured,
 		User: "alice@corp.example", Platform: "android", OSVersion: "13", UpdatedAt: at}, got["aad-1"])
+	assert.Equal(t, policy.LevelHigh, got["cp-2"].Level)
+	assert.Empty(t, got["cp-2"].AltIDs, "no MDM id: the Harmony Mobile id, not also an alternative")
 }

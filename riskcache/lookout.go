@@ -2,10 +2,8 @@ package riskcache
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -70,38 +68,19 @@ func NewLookout(v policy.Vendor, client *http.Client) (*Lookout, error) {
 	if v.APIKey == "" && v.APIKeyFile == "" {
 		return nil, errors.New("lookout needs api_key (the application key)")
 	}
-	base := v.URL
-	if base == "" {
-		base = LookoutDefaultURL
-	}
-	tokenURL := v.TokenURL
-	if tokenURL == "" {
-		tokenURL = joinURL(base, LookoutTokenPath)
-	}
+	base, tokenURL := vendorURLs(v, LookoutDefaultURL, LookoutTokenPath)
 	l := &Lookout{
 		devices: joinURL(base, LookoutDevicesPath),
 		limit:   pageSize(v, lookoutMaxPageSize),
 	}
-	l.http = newVendorHTTP(v, client, nil)
-	l.http.tokens = &tokenCache{fetch: func(ctx context.Context) (*oauth2.Token, error) {
-		key, err := secret(v.APIKey, v.APIKeyFile)
-		if err != nil {
-			return nil, err
-		}
-		req, err := http.NewRequest(http.MethodPost, tokenURL, strings.NewReader("grant_type=client_credentials"))
-		if err != nil {
-			return nil, err
-		}
-		req.Header.Set("Authorization", "Bearer "+key)
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.Header.Set("Accept", "application/json")
+	l.http = newLoginHTTP(v, client, v.APIKey, v.APIKeyFile, func(ctx context.Context, h *vendorHTTP, key string) (*oauth2.Token, error) {
 		var tr struct {
 			AccessToken string `json:"access_token"`
 			ExpiresIn   int64  `json:"expires_in"`
 			ExpiresAt   int64  `json:"expires_at"`
 		}
-		err = l.http.do(ctx, req, func(r io.Reader) error { return json.NewDecoder(r).Decode(&tr) })
-		if err != nil {
+		form := strings.NewReader("grant_type=client_credentials")
+		if err := h.post(ctx, tokenURL, "application/x-www-form-urlencoded", form, key, &tr); err != nil {
 			return nil, err
 		}
 		tok := &oauth2.Token{AccessToken: tr.AccessToken, Expiry: tokenExpiry(tr.ExpiresIn, lookoutTokenLifetime)}
@@ -109,7 +88,7 @@ func NewLookout(v policy.Vendor, client *http.Client) (*Lookout, error) {
 			tok.Expiry = time.UnixMilli(tr.ExpiresAt)
 		}
 		return tok, nil
-	}}
+	})
 	return l, nil
 }
 
@@ -123,18 +102,10 @@ func (l *Lookout) Fetch(ctx context.Context, cursor string) (Page, error) {
 	var resp struct {
 		Devices []lookoutDevice `json:"devices"`
 	}
-	err := l.http.getJSON(ctx, l.devices+"?"+q.Encode(), func(r io.Reader) error {
-		return json.NewDecoder(r).Decode(&resp)
-	})
-	if err != nil {
+	if err := l.http.getJSON(ctx, l.devices+"?"+q.Encode(), decodeJSON(&resp)); err != nil {
 		return Page{}, fmt.Errorf("lookout: %w", err)
 	}
-	page := Page{Reports: make([]Report, 0, len(resp.Devices))}
-	for i := range resp.Devices {
-		if rep, ok := resp.Devices[i].report(); ok {
-			page.Reports = append(page.Reports, rep)
-		}
-	}
+	page := Page{Reports: reportsOf(resp.Devices, (*lookoutDevice).report)}
 	if n := len(resp.Devices); n > 0 && n >= l.limit {
 		last := resp.Devices[n-1].OID
 		if last == "" {
@@ -164,8 +135,13 @@ type lookoutDevice struct {
 }
 
 func (d *lookoutDevice) report() (Report, bool) {
+	id, alt := deviceIDs(d.Details.ExternalID, d.GUID, d.CustomerDeviceID)
+	if id == "" {
+		return Report{}, false
+	}
 	rep := Report{
-		DeviceID:  d.Details.ExternalID,
+		DeviceID:  id,
+		AltIDs:    alt,
 		Level:     LookoutLevel(d.SecurityStatus),
 		User:      d.Email,
 		Platform:  platform(d.Platform),
@@ -174,17 +150,6 @@ func (d *lookoutDevice) report() (Report, bool) {
 	}
 	if d.ActivationStatus != "" && d.ActivationStatus != "ACTIVATED" {
 		rep.Level = policy.LevelUnknown
-	}
-	if rep.DeviceID == "" {
-		rep.DeviceID = d.GUID
-	}
-	if rep.DeviceID == "" {
-		return Report{}, false
-	}
-	for _, id := range []string{d.GUID, d.CustomerDeviceID} {
-		if id != "" && id != rep.DeviceID {
-			rep.AltIDs = append(rep.AltIDs, id)
-		}
 	}
 	return rep, true
 }
@@ -204,30 +169,4 @@ func LookoutLevel(status string) policy.Level {
 		return policy.LevelHigh
 	}
 	return policy.LevelUnknown
-}
-
-// flexString decodes a JSON string or number as a string (vendors differ,
-// and change, on whether ids are numbers).
-type flexString string
-
-// UnmarshalJSON accepts a string, a number or null.
-func (s *flexString) UnmarshalJSON(b []byte) error {
-	if string(b) == "null" {
-		*s = ""
-		return nil
-	}
-	if len(b) > 0 && b[0] == '"' {
-		var v string
-		if err := json.Unmarshal(b, &v); err != nil {
-			return err
-		}
-		*s = flexString(v)
-		return nil
-	}
-	var n json.Number
-	if err := json.Unmarshal(b, &n); err != nil {
-		return err
-	}
-	*s = flexString(n.String())
-	return nil
 }

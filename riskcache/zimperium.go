@@ -1,12 +1,9 @@
 package riskcache
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -68,36 +65,19 @@ func NewZimperium(v policy.Vendor, client *http.Client) (*Zimperium, error) {
 	if v.URL == "" || v.ClientID == "" || (v.ClientSecret == "" && v.ClientSecretFile == "") {
 		return nil, errors.New("zimperium needs url, client_id and client_secret")
 	}
-	tokenURL := v.TokenURL
-	if tokenURL == "" {
-		tokenURL = joinURL(v.URL, ZimperiumTokenPath)
-	}
+	base, tokenURL := vendorURLs(v, "", ZimperiumTokenPath)
 	z := &Zimperium{
-		start: joinURL(v.URL, ZimperiumStartScrollPath),
-		next:  joinURL(v.URL, ZimperiumNextScrollPath),
+		start: joinURL(base, ZimperiumStartScrollPath),
+		next:  joinURL(base, ZimperiumNextScrollPath),
 		size:  pageSize(v, zimperiumMaxPageSize),
 	}
-	z.http = newVendorHTTP(v, client, nil)
-	z.http.tokens = &tokenCache{fetch: func(ctx context.Context) (*oauth2.Token, error) {
-		sec, err := secret(v.ClientSecret, v.ClientSecretFile)
-		if err != nil {
-			return nil, err
-		}
-		body, err := json.Marshal(map[string]string{"clientId": v.ClientID, "secret": sec})
-		if err != nil {
-			return nil, err
-		}
-		req, err := http.NewRequest(http.MethodPost, tokenURL, bytes.NewReader(body))
-		if err != nil {
-			return nil, err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json")
+	z.http = newLoginHTTP(v, client, v.ClientSecret, v.ClientSecretFile, func(ctx context.Context, h *vendorHTTP, sec string) (*oauth2.Token, error) {
 		var lr struct {
 			AccessToken           string     `json:"accessToken"`
 			AccessTokenExpiration flexString `json:"accessTokenExpiration"`
 		}
-		if err := z.http.do(ctx, req, func(r io.Reader) error { return json.NewDecoder(r).Decode(&lr) }); err != nil {
+		login := map[string]string{"clientId": v.ClientID, "secret": sec}
+		if err := h.postJSON(ctx, tokenURL, login, &lr); err != nil {
 			return nil, err
 		}
 		tok := &oauth2.Token{AccessToken: lr.AccessToken, Expiry: time.Now().Add(zimperiumTokenLifetime)}
@@ -109,7 +89,7 @@ func NewZimperium(v policy.Vendor, client *http.Client) (*Zimperium, error) {
 			}
 		}
 		return tok, nil
-	}}
+	})
 	return z, nil
 }
 
@@ -126,18 +106,10 @@ func (z *Zimperium) Fetch(ctx context.Context, cursor string) (Page, error) {
 		Content  []zimperiumDevice `json:"content"`
 		ScrollID string            `json:"scrollId"`
 	}
-	err := z.http.getJSON(ctx, u+"?"+q.Encode(), func(r io.Reader) error {
-		return json.NewDecoder(r).Decode(&resp)
-	})
-	if err != nil {
+	if err := z.http.getJSON(ctx, u+"?"+q.Encode(), decodeJSON(&resp)); err != nil {
 		return Page{}, fmt.Errorf("zimperium: %w", err)
 	}
-	page := Page{Reports: make([]Report, 0, len(resp.Content))}
-	for i := range resp.Content {
-		if rep, ok := resp.Content[i].report(); ok {
-			page.Reports = append(page.Reports, rep)
-		}
-	}
+	page := Page{Reports: reportsOf(resp.Content, (*zimperiumDevice).report)}
 	if len(resp.Content) >= z.size && resp.ScrollID != "" {
 		page.NextCursor = resp.ScrollID
 		page.HasMore = true
@@ -163,8 +135,13 @@ type zimperiumDevice struct {
 }
 
 func (d *zimperiumDevice) report() (Report, bool) {
+	id, alt := deviceIDs(d.MDMID, string(d.ID), d.ZDeviceID)
+	if id == "" {
+		return Report{}, false
+	}
 	rep := Report{
-		DeviceID:  d.MDMID,
+		DeviceID:  id,
+		AltIDs:    alt,
 		Level:     ZimperiumLevel(d.RiskPostureName),
 		User:      d.DeviceOwner.Email,
 		Platform:  platform(d.OS.Name),
@@ -176,17 +153,6 @@ func (d *zimperiumDevice) report() (Report, bool) {
 	}
 	if d.LastSeen > 0 {
 		rep.UpdatedAt = time.UnixMilli(d.LastSeen).UTC()
-	}
-	if rep.DeviceID == "" {
-		rep.DeviceID = string(d.ID)
-	}
-	if rep.DeviceID == "" {
-		return Report{}, false
-	}
-	for _, id := range []string{string(d.ID), d.ZDeviceID} {
-		if id != "" && id != rep.DeviceID {
-			rep.AltIDs = append(rep.AltIDs, id)
-		}
 	}
 	return rep, true
 }

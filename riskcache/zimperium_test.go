@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 
 	"github.com/riskgate/riskgate/internal/vendorsim"
 	"github.com/riskgate/riskgate/policy"
@@ -15,40 +14,25 @@ import (
 func zimperiumCase() vendorCase { return vendorCases()[2] }
 
 func TestZimperiumMapping(t *testing.T) {
-	cases := []struct {
-		posture string
-		want    policy.Level
-	}{
-		{"NORMAL", policy.LevelSecured},
-		{"LOW", policy.LevelLow},
-		{"ELEVATED", policy.LevelMedium},
-		{"CRITICAL", policy.LevelHigh},
-		{"", policy.LevelUnknown},
-		{"HIGH", policy.LevelUnknown},
-		{"normal", policy.LevelUnknown},
-	}
-	store, _, srv := startSim(t, zimperiumCase())
-	for i, c := range cases {
-		store.Set(vendorsim.Device{ID: "z-" + string(rune('a'+i)), Raw: c.posture})
-	}
-	got := reportsByID(t, newSource(t, zimperiumCase().vendor(srv.URL), srv.Client()))
-	for i, c := range cases {
-		t.Run(c.posture, func(t *testing.T) {
-			r, ok := got["z-"+string(rune('a'+i))]
-			require.True(t, ok)
-			assert.Equal(t, c.want, r.Level)
-			assert.Equal(t, c.want, riskcache.ZimperiumLevel(c.posture))
-		})
-	}
+	testLevels(t, zimperiumCase(), []levelCase{
+		{raw: "NORMAL", want: policy.LevelSecured},
+		{raw: "LOW", want: policy.LevelLow},
+		{raw: "ELEVATED", want: policy.LevelMedium},
+		{raw: "CRITICAL", want: policy.LevelHigh},
+		{raw: "", want: policy.LevelUnknown},
+		{raw: "HIGH", want: policy.LevelUnknown},
+		{raw: "normal", want: policy.LevelUnknown},
+	}, riskcache.ZimperiumLevel)
 }
 
 func TestZimperiumReportFields(t *testing.T) {
-	store, _, srv := startSim(t, zimperiumCase())
 	at := time.Date(2026, 11, 26, 10, 0, 0, 0, time.UTC)
-	store.Set(vendorsim.Device{ID: "z-1", MDMID: "aad-1", User: "alice@corp.example", Platform: "ios", OSVersion: "17.4", Level: policy.LevelHigh, UpdatedAt: at})
-	store.Set(vendorsim.Device{ID: "z-2", Platform: "android", Level: policy.LevelLow, UpdatedAt: at})
-	got := reportsByID(t, newSource(t, zimperiumCase().vendor(srv.URL), srv.Client()))
+	got := syncDevices(t, zimperiumCase(),
+		vendorsim.Device{ID: "z-1", MDMID: "aad-1", User: "alice@corp.example", Platform: "ios", OSVersion: "17.4", Level: policy.LevelHigh, UpdatedAt: at},
+		vendorsim.Device{ID: "z-2", Platform: "android", Level: policy.LevelLow, UpdatedAt: at},
+	)
 	assert.Equal(t, riskcache.Report{DeviceID: "aad-1", AltIDs: []string{"z-1"}, Level: policy.LevelHigh,
 		User: "alice@corp.example", Platform: "ios", OSVersion: "17.4", UpdatedAt: at}, got["aad-1"])
 	assert.Equal(t, policy.LevelLow, got["z-2"].Level)
+	assert.Empty(t, got["z-2"].AltIDs, "no MDM id: the Zimperium id, not also an alternative")
 }

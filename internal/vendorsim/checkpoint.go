@@ -43,8 +43,7 @@ func (c *CheckPoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *CheckPoint) auth(w http.ResponseWriter, r *http.Request) {
-	c.tokenRequests.Add(1)
-	if c.fault(w, true) {
+	if !c.tokenRequest(w) {
 		return
 	}
 	var req struct {
@@ -78,12 +77,7 @@ type checkPointDevice struct {
 }
 
 func (c *CheckPoint) devices(w http.ResponseWriter, r *http.Request) {
-	c.apiRequests.Add(1)
-	if !c.authorized(r) {
-		unauthorized(w)
-		return
-	}
-	if c.fault(w, false) {
+	if !c.apiRequest(w, r) {
 		return
 	}
 	limit, ok1 := intParam(r, "limit", 20, checkPointMaxLimit)

@@ -42,8 +42,7 @@ func (l *Lookout) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (l *Lookout) token(w http.ResponseWriter, r *http.Request) {
-	l.tokenRequests.Add(1)
-	if l.fault(w, true) {
+	if !l.tokenRequest(w) {
 		return
 	}
 	key, ok := bearer(r)
@@ -78,12 +77,7 @@ type lookoutDevice struct {
 }
 
 func (l *Lookout) devices(w http.ResponseWriter, r *http.Request) {
-	l.apiRequests.Add(1)
-	if !l.authorized(r) {
-		unauthorized(w)
-		return
-	}
-	if l.fault(w, false) {
+	if !l.apiRequest(w, r) {
 		return
 	}
 	limit, ok1 := intParam(r, "limit", lookoutMaxLimit, lookoutMaxLimit)

@@ -45,8 +45,7 @@ func (z *Zimperium) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (z *Zimperium) login(w http.ResponseWriter, r *http.Request) {
-	z.tokenRequests.Add(1)
-	if z.fault(w, true) {
+	if !z.tokenRequest(w) {
 		return
 	}
 	var req struct {
@@ -86,12 +85,7 @@ type zimperiumDevice struct {
 }
 
 func (z *Zimperium) devices(w http.ResponseWriter, r *http.Request) {
-	z.apiRequests.Add(1)
-	if !z.authorized(r) {
-		unauthorized(w)
-		return
-	}
-	if z.fault(w, false) {
+	if !z.apiRequest(w, r) {
 		return
 	}
 	size, ok := intParam(r, "size", 50, zimperiumMaxSize)
