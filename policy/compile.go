@@ -188,7 +188,8 @@ func (s *Set) Routes() []*CompiledRoute { return s.routes }
 func (s *Set) Policies() []*CompiledPolicy { return s.policies }
 
 // Route finds the route for a request's host (a port is ignored, case is
-// not significant) and path. A route for the exact host beats one for any
+// not significant) and path (case is not significant either, see
+// prefixMatch). A route for the exact host beats one for any
 // host; among those, the longest matching path_prefix wins. A prefix
 // matches at a path segment boundary: "/mail" matches "/mail" and
 // "/mail/x" but not "/mailbox" (a prefix ending in "/" matches everything
@@ -227,8 +228,11 @@ func matchPrefix(rs []*CompiledRoute, path string) *CompiledRoute {
 	return nil
 }
 
+// prefixMatch compares case-insensitively: Exchange and SharePoint run on
+// IIS, whose paths are case-insensitive, so "/ECP" must not slip past a
+// policy for "/ecp" into a laxer route.
 func prefixMatch(prefix, path string) bool {
-	if !strings.HasPrefix(path, prefix) {
+	if len(path) < len(prefix) || !strings.EqualFold(path[:len(prefix)], prefix) {
 		return false
 	}
 	return len(path) == len(prefix) || prefix[len(prefix)-1] == '/' || path[len(prefix)] == '/'

@@ -1,9 +1,11 @@
 package riskcache
 
 import (
+	"encoding/binary"
 	"hash/maphash"
 	"math"
 	"math/bits"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -45,6 +47,7 @@ type Cache struct {
 	size   int
 	maxAge time.Duration
 	now    func() time.Time
+	keys   keyer
 
 	// mu serialises SetVendors; readers only load vendors.
 	mu      sync.Mutex
@@ -65,11 +68,12 @@ type record struct {
 	level   policy.Level
 }
 
-// alias maps a device's alternative id (Graph's easDeviceId) to the key of
-// its primary id.
+// alias maps a device's alternative id (Graph's easDeviceId) to its
+// primary id's key. text is the alternative id when it is not a GUID.
 type alias struct {
-	id  string
-	gen uint32
+	id   devKey
+	gen  uint32
+	text string
 }
 
 // secs converts t to record seconds: 0 for the zero time, clamped to the
@@ -101,97 +105,80 @@ func unixTime(s int64) time.Time {
 	return time.Unix(s, 0).UTC()
 }
 
-// Keys. A device id that is a canonical GUID (8-4-4-4-12 hex digits, in
-// either case) is stored as its 16 bytes; any other id as it is, except that
-// an id which could be taken for a packed GUID or for such an escaped id (16
-// bytes long, or longer and ending in a NUL byte) gets a NUL byte appended.
-// keyText turns a key back into the id's text (GUIDs in lower case).
-const (
-	guidTextLen = 36
-	guidLen     = 16
-)
+// devKey is what the cache keys a device id (or alternative id) by: a
+// canonical GUID (8-4-4-4-12 hex digits, in either case; the form of Entra
+// device ids) is its 16 bytes, any other id a keyed 128-bit hash of it, the
+// text of which the vendor keeps aside (for the state file). Keys are
+// values, so the LRU holds them inline: no allocation and no pointer per
+// device. (A hash equal to another id's key is as likely as guessing a
+// random 128-bit number, with keys the process chose at random.)
+type devKey [16]byte
 
-// keyBuf holds a key built for a look-up, so that building it does not
-// allocate.
-type keyBuf [guidLen + 1]byte
+// keyer makes keys; one per Cache, so that a key is computed once per
+// look-up for every vendor.
+type keyer struct{ seed0, seed1 maphash.Seed }
 
-// lookupKey returns the key of id. The key may point into buf, which must
-// then stay unchanged while it is used; storedKey makes a key to keep.
-func lookupKey(id string, buf *keyBuf) string {
-	switch {
-	case len(id) == guidTextLen && packGUID((*[guidLen]byte)(buf[:guidLen]), id):
-		return unsafe.String(&buf[0], guidLen)
-	case len(id) == guidLen:
-		copy(buf[:], id)
-		buf[guidLen] = 0
-		return unsafe.String(&buf[0], guidLen+1)
-	case len(id) > guidLen && id[len(id)-1] == 0:
-		return id + "\x00" // no real id looks like this
+func newKeyer() keyer { return keyer{maphash.MakeSeed(), maphash.MakeSeed()} }
+
+// key returns id's key and whether id is a GUID.
+func (kr keyer) key(id string) (k devKey, guid bool) {
+	if len(id) == guidTextLen && packGUID(&k, id) {
+		return k, true
 	}
-	return id
+	binary.LittleEndian.PutUint64(k[:8], maphash.String(kr.seed0, id))
+	binary.LittleEndian.PutUint64(k[8:], maphash.String(kr.seed1, id))
+	return k, false
 }
 
-// storedKey returns key, copied if it points into buf.
-func storedKey(key string, buf *keyBuf) string {
-	if len(key) > 0 && unsafe.StringData(key) == &buf[0] {
-		return strings.Clone(key)
-	}
-	return key
-}
-
-// keyText returns the device id a key was made from.
-func keyText(key string) string {
-	switch {
-	case len(key) == guidLen:
-		return unpackGUID(key)
-	case len(key) > guidLen && key[len(key)-1] == 0:
-		return key[:len(key)-1]
-	}
-	return key
-}
+const guidTextLen = 36
 
 // packGUID parses the 36-byte s as a GUID into dst.
-func packGUID(dst *[guidLen]byte, s string) bool {
+func packGUID(dst *devKey, s string) bool {
 	if s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
 		return false
 	}
-	j := 0
-	for i := 0; i < guidTextLen; i += 2 {
-		if i == 8 || i == 13 || i == 18 || i == 23 {
-			i++
-		}
-		hi, ok1 := unhex(s[i])
-		lo, ok2 := unhex(s[i+1])
-		if !ok1 || !ok2 {
-			return false
-		}
-		dst[j] = hi<<4 | lo
-		j++
+	// Offsets of the 16 digit pairs.
+	const pairs = "\x00\x02\x04\x06\x09\x0b\x0e\x10\x13\x15\x18\x1a\x1c\x1e\x20\x22"
+	bad := byte(0)
+	for j := range len(pairs) {
+		i := int(pairs[j])
+		hi, lo := unhexTable[s[i]], unhexTable[s[i+1]]
+		bad |= hi | lo
+		dst[j] = hi<<4 | lo&15
 	}
-	return true
+	return bad&0xf0 == 0
 }
 
-func unhex(c byte) (byte, bool) {
-	if d := c - '0'; d < 10 {
-		return d, true
-	}
-	if d := (c | 0x20) - 'a'; d < 6 {
-		return d + 10, true
-	}
-	return 0, false
-}
+// unhexTable maps a byte to its hex digit's value, or to 0xff.
+const unhexTable = "" +
+	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
+	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
+	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
+	"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\xff\xff\xff\xff\xff\xff" +
+	"\xff\x0a\x0b\x0c\x0d\x0e\x0f\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
+	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
+	"\xff\x0a\x0b\x0c\x0d\x0e\x0f\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
+	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
+	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
+	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
+	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
+	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
+	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
+	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
+	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
+	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
 
-// unpackGUID formats a packed GUID in lower case.
-func unpackGUID(k string) string {
+// guidText formats a GUID key in lower case.
+func guidText(k devKey) string {
 	const digits = "0123456789abcdef"
 	var b [guidTextLen]byte
 	j := 0
-	for i := range guidLen {
+	for _, c := range k {
 		if j == 8 || j == 13 || j == 18 || j == 23 {
 			b[j] = '-'
 			j++
 		}
-		b[j], b[j+1] = digits[k[i]>>4], digits[k[i]&15]
+		b[j], b[j+1] = digits[c>>4], digits[c&15]
 		j += 2
 	}
 	return string(b[:])
@@ -230,13 +217,8 @@ func (m *stripedRWMutex) RLock() { m.s[0].RLock() }
 // RUnlock undoes RLock.
 func (m *stripedRWMutex) RUnlock() { m.s[0].RUnlock() }
 
-// stripeOf chooses key's stripe.
-func stripeOf(key string) int {
-	if len(key) == 0 {
-		return 0
-	}
-	return int(key[len(key)-1]^key[len(key)/2]) % readStripes
-}
+// stripeOf chooses k's stripe.
+func stripeOf(k devKey) int { return int(k[15]^k[7]) % readStripes }
 
 // strTable interns owners: each distinct string is stored once and
 // reference-counted, so that strings no device uses any more are freed. It
@@ -399,15 +381,16 @@ func (t *profileTable) release(i uint32) {
 type vendorStore struct {
 	name string
 
+	keys     keyer
 	mu       stripedRWMutex
-	devices  *simplelru.LRU[string, record]
-	aliases  *simplelru.LRU[string, alias]
+	devices  *simplelru.LRU[devKey, record]
+	aliases  *simplelru.LRU[devKey, alias]
 	owners   strTable
 	profiles profileTable
 	counts   [5]int
 	gen      uint32
-	// kbuf and abuf hold the keys a write looks up.
-	kbuf, abuf keyBuf
+	// devText holds the device ids whose keys are hashes.
+	devText map[devKey]string
 
 	// lastSync is the unix-nano time of the last successful sync (or of
 	// the restored state); 0 means never.
@@ -416,7 +399,7 @@ type vendorStore struct {
 
 // New returns a cache for opts.Vendors.
 func New(opts Options) *Cache {
-	c := &Cache{size: opts.Size, maxAge: opts.MaxAge, now: opts.Now}
+	c := &Cache{size: opts.Size, maxAge: opts.MaxAge, now: opts.Now, keys: newKeyer()}
 	if c.size <= 0 {
 		c.size = DefaultCacheSize
 	}
@@ -430,17 +413,20 @@ func New(opts Options) *Cache {
 func (c *Cache) newStore(name string) *vendorStore {
 	s := &vendorStore{
 		name:     name,
+		keys:     c.keys,
 		owners:   newStrTable(c.size),
 		profiles: profileTable{idx: map[profile]uint32{}},
+		devText:  map[devKey]string{},
 	}
 	// NewLRU only fails for a non-positive size, which New rules out. The
-	// callback runs for every removal (eviction, Remove, RemoveOldest).
-	s.devices, _ = simplelru.NewLRU(c.size, func(_ string, r record) {
+	// callbacks run for every removal (eviction, Remove, RemoveOldest).
+	s.devices, _ = simplelru.NewLRU(c.size, func(k devKey, r record) {
 		s.counts[r.level]--
 		s.owners.release(r.owner)
 		s.profiles.release(r.prof)
+		delete(s.devText, k)
 	})
-	s.aliases, _ = simplelru.NewLRU[string, alias](c.size, nil)
+	s.aliases, _ = simplelru.NewLRU[devKey, alias](c.size, nil)
 	return s
 }
 
@@ -508,8 +494,7 @@ func (c *Cache) fresh(s *vendorStore, now int64) bool {
 // vendor that knows the device is stale, the worst stale report is returned
 // with Stale set. Ties go to the vendor listed first.
 func (c *Cache) Lookup(id string) Risk {
-	var buf keyBuf
-	key := lookupKey(id, &buf)
+	key, _ := c.keys.key(id)
 	si := stripeOf(key)
 	var (
 		best      record
@@ -569,8 +554,8 @@ func (c *Cache) Lookup(id string) Risk {
 }
 
 // applyBatch is how many reports Apply writes per lock, so that look-ups
-// wait at most for that many writes.
-const applyBatch = 256
+// wait at most for that many writes (tens of microseconds).
+const applyBatch = 64
 
 // Apply adds, updates or (Deleted) removes reports from vendor and returns
 // how many it applied. A device keeps its Since while its level does not
@@ -594,6 +579,12 @@ func (c *Cache) Apply(vendor string, reports []Report) int {
 			}
 		}
 		s.mu.Unlock()
+		if len(reports) > 0 {
+			// A look-up that waited for this batch is queued to run on
+			// this goroutine's P after it; let it run now rather than
+			// after the whole list.
+			runtime.Gosched()
+		}
 	}
 	return n
 }
@@ -604,11 +595,11 @@ func (s *vendorStore) apply(r *Report, now, since uint32) bool {
 	if r.DeviceID == "" {
 		return false
 	}
-	key := lookupKey(r.DeviceID, &s.kbuf)
+	key, guid := s.keys.key(r.DeviceID)
 	if r.Deleted {
 		s.devices.Remove(key)
 		for _, a := range r.AltIDs {
-			ak := lookupKey(a, &s.abuf)
+			ak, _ := s.keys.key(a)
 			if cur, ok := s.aliases.Peek(ak); ok && cur.id == key {
 				s.aliases.Remove(ak)
 			}
@@ -656,38 +647,48 @@ func (s *vendorStore) apply(r *Report, now, since uint32) bool {
 		if !sameProf {
 			s.profiles.release(old.prof)
 		}
-		// The entry keeps the key it was added with; golang-lru does not
-		// store the key of an update, so key may point into kbuf
-		// (TestUpdateDoesNotKeepLookupKey guards this).
-		s.devices.Add(key, rec)
-	} else {
-		key = storedKey(key, &s.kbuf)
-		s.devices.Add(key, rec)
+	}
+	s.devices.Add(key, rec)
+	if !existed && !guid {
+		s.devText[key] = r.DeviceID
 	}
 	for _, a := range r.AltIDs {
 		if a == "" || a == r.DeviceID {
 			continue
 		}
-		ak := lookupKey(a, &s.abuf)
-		if ak == key {
-			continue
-		}
-		if cur, ok := s.aliases.Peek(ak); ok && cur.id == key {
-			s.aliases.Add(ak, alias{id: cur.id, gen: s.gen})
-			continue
-		}
-		key = storedKey(key, &s.kbuf)
-		s.aliases.Add(storedKey(ak, &s.abuf), alias{id: key, gen: s.gen})
+		s.addAlias(a, key)
 	}
 	return true
+}
+
+// addAlias maps the alternative id a to the device key. s.mu must be held.
+func (s *vendorStore) addAlias(a string, key devKey) {
+	ak, guid := s.keys.key(a)
+	if ak == key {
+		return // the primary id in another case
+	}
+	v := alias{id: key, gen: s.gen}
+	if !guid {
+		v.text = a
+	}
+	s.aliases.Add(ak, v)
+}
+
+// deviceText returns the device id key was made of. s.mu must be held.
+func (s *vendorStore) deviceText(key devKey) string {
+	if t, ok := s.devText[key]; ok {
+		return t
+	}
+	return guidText(key)
 }
 
 // restoreAlias adds an alternative id read from the state file.
 func (s *vendorStore) restoreAlias(altID, id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ak, key := lookupKey(altID, &s.abuf), lookupKey(id, &s.kbuf)
-	s.aliases.Add(storedKey(ak, &s.abuf), alias{id: storedKey(key, &s.kbuf), gen: s.gen})
+	if key, _ := s.keys.key(id); s.devices.Contains(key) {
+		s.addAlias(altID, key)
+	}
 }
 
 // restoreDevice adds a device read from the state file, keeping its since
@@ -704,25 +705,29 @@ func (s *vendorStore) restoreDevice(r *Report, now time.Time, since int64) {
 
 // deviceLine fills l with the device stored under key, for the state file.
 // s.mu must be read-locked.
-func (s *vendorStore) deviceLine(key string, l *stateLine) bool {
+func (s *vendorStore) deviceLine(key devKey, l *stateLine) bool {
 	r, ok := s.devices.Peek(key)
 	if !ok {
 		return false
 	}
 	p := s.profiles.vals[r.prof]
-	*l = stateLine{ID: keyText(key), Level: uint8(r.level), User: s.owners.vals[r.owner],
+	*l = stateLine{ID: s.deviceText(key), Level: uint8(r.level), User: s.owners.vals[r.owner],
 		Platform: p.platform, OS: p.osVersion, Updated: int64(r.updated), Since: int64(r.since)}
 	return true
 }
 
 // aliasLine fills l with the alternative id stored under key, for the
 // state file. s.mu must be read-locked.
-func (s *vendorStore) aliasLine(key string, l *stateLine) bool {
+func (s *vendorStore) aliasLine(key devKey, l *stateLine) bool {
 	a, ok := s.aliases.Peek(key)
-	if !ok {
+	if !ok || !s.devices.Contains(a.id) {
 		return false
 	}
-	*l = stateLine{Alias: keyText(key), ID: keyText(a.id)}
+	t := a.text
+	if t == "" {
+		t = guidText(key)
+	}
+	*l = stateLine{Alias: t, ID: s.deviceText(a.id)}
 	return true
 }
 

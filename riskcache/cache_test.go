@@ -298,34 +298,51 @@ func TestStrTable(t *testing.T) {
 }
 
 func TestKeys(t *testing.T) {
+	kr := newKeyer()
 	tests := []struct {
-		id, text string
-		packed   bool
+		id   string
+		guid bool
+		same string // an id with the same key
 	}{
-		{"3f2504e0-4f89-11d3-9a0c-0305e82c3301", "3f2504e0-4f89-11d3-9a0c-0305e82c3301", true},
-		{"3F2504E0-4F89-11D3-9A0C-0305E82C3301", "3f2504e0-4f89-11d3-9a0c-0305e82c3301", true},
-		{"3f2504e0-4f89-11d3-9a0c-0305e82c330g", "3f2504e0-4f89-11d3-9a0c-0305e82c330g", false},
-		{"3f2504e0x4f89-11d3-9a0c-0305e82c3301", "3f2504e0x4f89-11d3-9a0c-0305e82c3301", false},
-		{"{3f2504e0-4f89-11d3-9a0c-0305e82c3301}", "{3f2504e0-4f89-11d3-9a0c-0305e82c3301}", false},
-		{"0123456789abcdef", "0123456789abcdef", false}, // 16 bytes: escaped
-		{"0123456789abcdef\x00", "0123456789abcdef\x00", false},
-		{"0123456789abcdef\x00\x00", "0123456789abcdef\x00\x00", false},
-		{"EAS0000000000000001", "EAS0000000000000001", false},
-		{"d1", "d1", false},
+		{"3f2504e0-4f89-11d3-9a0c-0305e82c3301", true, "3F2504E0-4F89-11D3-9A0C-0305E82C3301"},
+		{"6B29FC40-ca47-1067-B31D-00DD010662DA", true, "6b29fc40-CA47-1067-b31d-00dd010662da"},
+		{"3f2504e0-4f89-11d3-9a0c-0305e82c330g", false, ""},
+		{"3f2504e0x4f89-11d3-9a0c-0305e82c3301", false, ""},
+		{"{3f2504e0-4f89-11d3-9a0c-0305e82c3301}", false, ""},
+		{"3f2504e04f8911d39a0c0305e82c3301", false, ""},
+		{"EAS0000000000000001", false, ""},
+		{"eas0000000000000001", false, ""},
+		{"d1", false, ""},
+		{"", false, ""},
 	}
-	keys := map[string]string{}
+	seen := map[devKey]string{}
 	for _, tt := range tests {
 		t.Run(tt.id, func(t *testing.T) {
-			var buf keyBuf
-			k := storedKey(lookupKey(tt.id, &buf), &buf)
-			assert.Equal(t, tt.packed, len(k) == guidLen)
-			assert.Equal(t, tt.text, keyText(k))
-			if other, dup := keys[k]; dup {
-				assert.Equal(t, tt.text, other, "only the same id has the same key")
+			k, guid := kr.key(tt.id)
+			assert.Equal(t, tt.guid, guid)
+			if guid {
+				assert.Equal(t, strings.ToLower(tt.id), guidText(k))
 			}
-			keys[k] = tt.text
+			if tt.same != "" {
+				k2, _ := kr.key(tt.same)
+				assert.Equal(t, k, k2)
+			}
+			again, _ := kr.key(tt.id)
+			assert.Equal(t, k, again)
+			_, dup := seen[k]
+			assert.False(t, dup, "different ids have different keys")
+			seen[k] = tt.id
 		})
 	}
+}
+
+func TestNonGUIDTextsAreFreed(t *testing.T) {
+	c := New(Options{Size: 2, Vendors: []string{"a"}})
+	c.Apply("a", []Report{rep("d1", policy.LevelLow), rep("d2", policy.LevelLow), rep("3f2504e0-4f89-11d3-9a0c-0305e82c3301", policy.LevelLow)})
+	s := c.store("a")
+	assert.Len(t, s.devText, 1, "d1 was evicted and the GUID needs no text")
+	c.Apply("a", []Report{{DeviceID: "d2", Deleted: true}})
+	assert.Empty(t, s.devText)
 }
 
 func TestGUIDsMatchInAnyCase(t *testing.T) {
@@ -357,38 +374,29 @@ func TestGUIDsMatchInAnyCase(t *testing.T) {
 	assert.Equal(t, c.Lookup("6B29FC40-CA47-1067-B31D-00DD010662DA"), dst.Lookup("6b29fc40-ca47-1067-b31d-00dd010662da"))
 }
 
-// TestUpdateDoesNotKeepLookupKey guards what apply relies on: golang-lru
-// keeps the key an entry was added with when the entry is updated, so an
-// update may pass a key that points into the store's scratch buffer.
-func TestUpdateDoesNotKeepLookupKey(t *testing.T) {
-	c := New(Options{Vendors: []string{"a"}})
-	ids := []string{"3f2504e0-4f89-11d3-9a0c-0305e82c3301", "6b29fc40-ca47-1067-b31d-00dd010662da"}
-	for _, id := range ids {
-		r := rep(id, policy.LevelLow)
-		r.AltIDs = []string{strings.ToUpper(id[:35]) + "f"}
-		c.Apply("a", []Report{r})
+func TestStateKeepsIDsText(t *testing.T) {
+	clk := newClock()
+	c := New(Options{Now: clk.Now, Vendors: []string{"a"}})
+	mixed := rep("Device-One", policy.LevelHigh)
+	mixed.AltIDs = []string{"3F2504E0-4F89-11D3-9A0C-0305E82C3301", "EAS-One"}
+	guid := rep("6B29FC40-CA47-1067-B31D-00DD010662DA", policy.LevelLow)
+	guid.AltIDs = []string{"EAS-Two"}
+	gone := rep("gone", policy.LevelLow)
+	gone.AltIDs = []string{"eas-gone"}
+	c.Apply("a", []Report{mixed, guid, gone, {DeviceID: "gone", Deleted: true}})
+	path := filepath.Join(t.TempDir(), "risk.json")
+	require.NoError(t, SaveState(path, c))
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	for _, id := range []string{`"Device-One"`, `"3f2504e0-4f89-11d3-9a0c-0305e82c3301"`, `"EAS-One"`,
+		`"6b29fc40-ca47-1067-b31d-00dd010662da"`, `"EAS-Two"`} {
+		assert.Contains(t, string(data), id)
 	}
-	for range 2 { // updates, each overwriting the scratch keys of the other
-		for _, id := range ids {
-			r := rep(id, policy.LevelMedium)
-			r.AltIDs = []string{strings.ToUpper(id[:35]) + "f"}
-			c.Apply("a", []Report{r})
-		}
-	}
-	s := c.store("a")
-	var got []string
-	for _, k := range s.devices.Keys() {
-		got = append(got, keyText(k))
-	}
-	assert.Equal(t, ids, got)
-	got = got[:0]
-	for _, k := range s.aliases.Keys() {
-		got = append(got, keyText(k))
-	}
-	assert.Equal(t, []string{ids[0][:35] + "f", ids[1][:35] + "f"}, got)
-	for _, id := range ids {
-		assert.Equal(t, policy.LevelMedium, c.Lookup(id).Level)
-		assert.Equal(t, policy.LevelMedium, c.Lookup(id[:35]+"f").Level)
+	assert.NotContains(t, string(data), "gone", "an alternative id of a removed device is not saved")
+	dst := New(Options{Now: clk.Now, Vendors: []string{"a"}})
+	require.NoError(t, LoadState(path, dst))
+	for _, id := range []string{"Device-One", "3f2504e0-4f89-11d3-9a0c-0305e82c3301", "EAS-One", "6b29fc40-ca47-1067-b31d-00dd010662da", "EAS-Two", "eas-gone"} {
+		assert.Equal(t, c.Lookup(id), dst.Lookup(id), id)
 	}
 }
 
