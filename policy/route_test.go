@@ -31,6 +31,8 @@ func TestRoute(t *testing.T) {
 		{"mail.corp.example", "/owa/", "mail-owa"},
 		{"mail.corp.example", "/owa/x", "mail-owa"},
 		{"mail.corp.example", "/owabox", "mail"},
+		{"mail.corp.example", "/OWA/x", "mail-owa"}, // IIS paths are case-insensitive
+		{"mail.corp.example", "/Owa/API/v1", "mail-owa-api"},
 		{"mail.corp.example", "/owa/api", "mail-owa"},
 		{"mail.corp.example", "/owa/api/v1", "mail-owa-api"},
 		{"mail.corp.example", "/mail", "mail"}, // an exact host beats the wildcard

@@ -21,7 +21,7 @@ import (
 
 // RiskLookup is the part of the risk cache the proxy uses.
 type RiskLookup interface {
-	Lookup(id string) riskcache.Risk
+	LookupAt(id string, now time.Time) riskcache.Risk
 }
 
 // Reserved paths on the proxy listener (DESIGN.md "Reserved paths"). They
@@ -126,7 +126,14 @@ func (p *Proxy) access(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// 3. Route.
+	// 3. Route, on a canonical path only: "/docs/../ecp", "//ecp" or
+	// "/ecp\" would match one route and reach another resource upstream
+	// (IIS normalises them), slipping past that resource's policy.
+	if !canonicalPath(r.URL.Path) {
+		s.respond.error(w, r, reqID, http.StatusBadRequest, "bad_path", "The address contains dot segments, repeated slashes or backslashes.")
+		s.noRoute.Observe(time.Since(start).Seconds())
+		return
+	}
 	cr, ok := s.set.Route(r.Host, r.URL.Path)
 	if !ok {
 		s.respond.error(w, r, reqID, http.StatusNotFound, "not_found", "No application is configured at this address.")
@@ -187,12 +194,13 @@ func (p *Proxy) access(w http.ResponseWriter, r *http.Request) {
 // decide looks up the device's risk and evaluates the policies: the
 // per-request decision work, without HTTP.
 func (p *Proxy) decide(s *Snapshot, cr *policy.CompiledRoute, id *Identity, dev Device) (policy.Facts, policy.Decision) {
+	now := p.now()
 	var risk riskcache.Risk
 	if dev.ID != "" {
-		risk = p.risk.Lookup(dev.ID)
+		risk = p.risk.LookupAt(dev.ID, now)
 	}
 	facts := policy.Facts{
-		Now:          p.now(),
+		Now:          now,
 		Route:        cr.Name,
 		User:         id.User,
 		Groups:       id.Groups,
@@ -519,4 +527,25 @@ func (rt *routeState) record(d *policy.Decision, policies []policyState) string 
 		}
 	}
 	return decisionLabels[di]
+}
+
+// canonicalPath reports whether p (the decoded request path) is absolute
+// and has no "." or ".." segment, no empty segment ("//") and no backslash.
+func canonicalPath(p string) bool {
+	if p == "" || p[0] != '/' || strings.IndexByte(p, '\\') >= 0 {
+		return false
+	}
+	for i := 1; i <= len(p); {
+		j := strings.IndexByte(p[i:], '/')
+		if j < 0 {
+			j = len(p) - i
+		}
+		seg := p[i : i+j]
+		last := i+j == len(p)
+		if seg == "." || seg == ".." || (seg == "" && !last) {
+			return false
+		}
+		i += j + 1
+	}
+	return true
 }

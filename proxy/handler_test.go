@@ -753,3 +753,18 @@ func TestNoSnapshot(t *testing.T) {
 	assert.Equal(t, http.StatusServiceUnavailable, rec.Code)
 	assert.NotEmpty(t, rec.Header().Get("X-Request-Id"))
 }
+
+// TestNonCanonicalPathsRefused: a path that one route matches but that an
+// upstream normalises to another resource never reaches the upstream.
+func TestNonCanonicalPathsRefused(t *testing.T) {
+	h := newHarness(t, testConfig)
+	tok := h.token(t, alice, map[string]any{"deviceid": "d-ok"})
+	for _, target := range []string{"/docs/../ecp/", "/%2e%2e/ecp", "//ecp/", "/docs%2F..%2Fecp", "/ecp%5C", "/a/./b"} {
+		t.Run(target, func(t *testing.T) {
+			resp, body := h.do(t, "mail.test", target, bearerHeader(tok, "Accept", "application/json"))
+			assert.Equal(t, http.StatusBadRequest, resp.StatusCode, body)
+			assert.Contains(t, body, "bad_path")
+		})
+	}
+	assert.Empty(t, h.upstream.received())
+}

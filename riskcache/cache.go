@@ -493,7 +493,15 @@ func (c *Cache) fresh(s *vendorStore, now int64) bool {
 // or alternative). The worst level among fresh vendors wins; when every
 // vendor that knows the device is stale, the worst stale report is returned
 // with Stale set. Ties go to the vendor listed first.
-func (c *Cache) Lookup(id string) Risk {
+func (c *Cache) Lookup(id string) Risk { return c.lookup(id, 0, false) }
+
+// LookupAt is Lookup with the time already read by the caller (the proxy
+// reads the clock once per request): staleness is judged at now.
+func (c *Cache) LookupAt(id string, now time.Time) Risk {
+	return c.lookup(id, now.UnixNano(), true)
+}
+
+func (c *Cache) lookup(id string, now int64, haveNow bool) Risk {
 	key, _ := c.keys.key(id)
 	si := stripeOf(key)
 	var (
@@ -502,8 +510,6 @@ func (c *Cache) Lookup(id string) Risk {
 		bestFresh bool
 		bestOwner string
 		bestProf  profile
-		now       int64
-		haveNow   bool
 	)
 	for _, s := range *c.vendors.Load() {
 		mu := &s.mu.s[si]
