@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"time"
 
@@ -111,7 +112,7 @@ func serveConfig(ctx context.Context, o serveOptions) error {
 		Handler: proxy.NewAdmin(proxy.AdminOptions{
 			Gatherer: reg,
 			Ready:    g.ready,
-			Handlers: map[string]http.Handler{"GET /explain": explainHandler(g)},
+			Handlers: adminHandlers(g),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          errorLog,
@@ -136,6 +137,20 @@ func serveConfig(ctx context.Context, o serveOptions) error {
 	err = eg.Wait()
 	logger.Info("riskgate stopped", "err", err)
 	return err
+}
+
+// adminHandlers are the admin listener's endpoints beyond /metrics,
+// /healthz and /readyz: the what-if explain and Go's profiler (the admin
+// listener is for operators only; keep it off public networks).
+func adminHandlers(g *gateway) map[string]http.Handler {
+	return map[string]http.Handler{
+		"GET /explain":             explainHandler(g),
+		"GET /debug/pprof/":        http.HandlerFunc(pprof.Index),
+		"GET /debug/pprof/cmdline": http.HandlerFunc(pprof.Cmdline),
+		"GET /debug/pprof/profile": http.HandlerFunc(pprof.Profile),
+		"GET /debug/pprof/symbol":  http.HandlerFunc(pprof.Symbol),
+		"GET /debug/pprof/trace":   http.HandlerFunc(pprof.Trace),
+	}
 }
 
 // runServer serves until ctx ends, then shuts down gracefully: stop
