@@ -54,10 +54,10 @@ type Cache struct {
 	vendors atomic.Pointer[[]*vendorStore]
 }
 
-// record is the compact per-device value: 24 bytes, which keeps the LRU's
-// list entry (pointers, key, value and its unused expiry fields) in the
-// 96-byte size class. Owner, platform and OS version are shared by many
-// devices, so they are interned per vendor and referenced by index.
+// record is the compact per-device value: 24 bytes, which keeps a
+// devTable slot at 64 bytes (one cache line). Owner, platform and OS
+// version are shared by many devices, so they are interned per vendor and
+// referenced by index.
 // Timestamps are unix seconds (0 = unknown), which last until 2106.
 type record struct {
 	updated uint32
@@ -109,8 +109,8 @@ func unixTime(s int64) time.Time {
 // canonical GUID (8-4-4-4-12 hex digits, in either case; the form of Entra
 // device ids) is its 16 bytes, any other id a keyed 128-bit hash of it, the
 // text of which the vendor keeps aside (for the state file). Keys are
-// values, so the LRU holds them inline: no allocation and no pointer per
-// device. (A hash equal to another id's key is as likely as guessing a
+// values, so the device table holds them inline: no allocation and no
+// pointer per device. (A hash equal to another id's key is as likely as guessing a
 // random 128-bit number, with keys the process chose at random.)
 type devKey [16]byte
 
@@ -132,41 +132,46 @@ func (kr keyer) key(id string) (k devKey, guid bool) {
 
 const guidTextLen = 36
 
-// packGUID parses the 36-byte s as a GUID into dst.
+// packGUID parses the 36-byte s as a GUID into dst. It decodes eight hex
+// digits at a time in a uint64 (SWAR): a look-up spends ~10 ns here rather
+// than ~60 with a table per digit.
 func packGUID(dst *devKey, s string) bool {
-	if s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+	b := (*[guidTextLen]byte)(unsafe.Pointer(unsafe.StringData(s)))
+	if b[8] != '-' || b[13] != '-' || b[18] != '-' || b[23] != '-' {
 		return false
 	}
-	// Offsets of the 16 digit pairs.
-	const pairs = "\x00\x02\x04\x06\x09\x0b\x0e\x10\x13\x15\x18\x1a\x1c\x1e\x20\x22"
-	bad := byte(0)
-	for j := range len(pairs) {
-		i := int(pairs[j])
-		hi, lo := unhexTable[s[i]], unhexTable[s[i+1]]
-		bad |= hi | lo
-		dst[j] = hi<<4 | lo&15
-	}
-	return bad&0xf0 == 0
+	le := binary.LittleEndian
+	a, ok0 := hex8(le.Uint64(b[0:8]))
+	c, ok1 := hex8(uint64(le.Uint32(b[9:13])) | uint64(le.Uint32(b[14:18]))<<32)
+	d, ok2 := hex8(uint64(le.Uint32(b[19:23])) | uint64(le.Uint32(b[24:28]))<<32)
+	e, ok3 := hex8(le.Uint64(b[28:36]))
+	le.PutUint32(dst[0:4], a)
+	le.PutUint32(dst[4:8], c)
+	le.PutUint32(dst[8:12], d)
+	le.PutUint32(dst[12:16], e)
+	return ok0 && ok1 && ok2 && ok3
 }
 
-// unhexTable maps a byte to its hex digit's value, or to 0xff.
-const unhexTable = "" +
-	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
-	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
-	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
-	"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\xff\xff\xff\xff\xff\xff" +
-	"\xff\x0a\x0b\x0c\x0d\x0e\x0f\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
-	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
-	"\xff\x0a\x0b\x0c\x0d\x0e\x0f\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
-	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
-	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
-	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
-	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
-	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
-	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
-	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
-	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff" +
-	"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff"
+// hex8 decodes the eight hex digits (either case) in x, the first in its
+// lowest byte, into four bytes, the first in the lowest byte of the result.
+func hex8(x uint64) (uint32, bool) {
+	const (
+		ones = 0x0101010101010101
+		high = 0x8080808080808080
+	)
+	// geq(v, lo) has a byte's high bit set where v's byte is >= lo, for
+	// bytes below 0x80 (checked apart): no byte's sum carries into the next.
+	geq := func(v uint64, lo uint64) uint64 { return (v + (0x80-lo)*ones) & high }
+	l := x | 0x20*ones // lower-cases letters; digits already have 0x20
+	digit := geq(x, '0') &^ geq(x, '9'+1)
+	alpha := geq(l, 'a') &^ geq(l, 'f'+1)
+	ok := x&high == 0 && digit|alpha == high
+	n := x&(0x0f*ones) + (alpha>>7)*9 // each byte its digit's value
+	n = (n<<4 | n>>8) & 0x00ff00ff00ff00ff
+	n = (n | n>>8) & 0x0000ffff0000ffff
+	n = n | n>>16
+	return uint32(n), ok
+}
 
 // guidText formats a GUID key in lower case.
 func guidText(k devKey) string {
@@ -383,7 +388,7 @@ type vendorStore struct {
 
 	keys     keyer
 	mu       stripedRWMutex
-	devices  *simplelru.LRU[devKey, record]
+	devices  devTable
 	aliases  *simplelru.LRU[devKey, alias]
 	owners   strTable
 	profiles profileTable
@@ -418,14 +423,16 @@ func (c *Cache) newStore(name string) *vendorStore {
 		profiles: profileTable{idx: map[profile]uint32{}},
 		devText:  map[devKey]string{},
 	}
-	// NewLRU only fails for a non-positive size, which New rules out. The
-	// callbacks run for every removal (eviction, Remove, RemoveOldest).
-	s.devices, _ = simplelru.NewLRU(c.size, func(k devKey, r record) {
-		s.counts[r.level]--
-		s.owners.release(r.owner)
-		s.profiles.release(r.prof)
-		delete(s.devText, k)
+	// The callback runs for every removal (eviction, remove, removeOldest).
+	s.devices = newDevTable(c.size, maphash.MakeSeed(), func(d *devSlot) {
+		s.counts[d.rec.level]--
+		s.owners.release(d.rec.owner)
+		s.profiles.release(d.rec.prof)
+		if len(s.devText) > 0 {
+			delete(s.devText, d.key)
+		}
 	})
+	// NewLRU only fails for a non-positive size, which New rules out.
 	s.aliases, _ = simplelru.NewLRU[devKey, alias](c.size, nil)
 	return s
 }
@@ -514,18 +521,20 @@ func (c *Cache) lookup(id string, now int64, haveNow bool) Risk {
 	for _, s := range *c.vendors.Load() {
 		mu := &s.mu.s[si]
 		mu.RLock()
-		r, ok := s.devices.Peek(key)
-		if !ok {
+		d := s.devices.get(key)
+		if d == nil && s.aliases.Len() > 0 {
 			if a, aok := s.aliases.Peek(key); aok {
-				r, ok = s.devices.Peek(a.id)
+				d = s.devices.get(a.id)
 			}
 		}
 		var (
+			r     record
 			owner string
 			prof  profile
+			ok    = d != nil
 		)
 		if ok {
-			owner, prof = s.owners.vals[r.owner], s.profiles.vals[r.prof]
+			r, owner, prof = d.rec, d.owner, s.profiles.vals[d.rec.prof]
 		}
 		mu.RUnlock()
 		if !ok {
@@ -603,7 +612,7 @@ func (s *vendorStore) apply(r *Report, now, since uint32) bool {
 	}
 	key, guid := s.keys.key(r.DeviceID)
 	if r.Deleted {
-		s.devices.Remove(key)
+		s.devices.remove(key)
 		for _, a := range r.AltIDs {
 			ak, _ := s.keys.key(a)
 			if cur, ok := s.aliases.Peek(ak); ok && cur.id == key {
@@ -617,10 +626,11 @@ func (s *vendorStore) apply(r *Report, now, since uint32) bool {
 		level = policy.LevelUnknown
 	}
 	rec := record{updated: secs(r.UpdatedAt), gen: s.gen, level: level}
-	old, existed := s.devices.Peek(key)
+	d, existed := s.devices.put(key)
+	old := d.rec
 	// An update usually keeps the owner and profile: reuse their
 	// references without hashing.
-	sameOwner := existed && s.owners.vals[old.owner] == r.User
+	sameOwner := existed && d.owner == r.User
 	if sameOwner {
 		rec.owner = old.owner
 	} else {
@@ -654,7 +664,7 @@ func (s *vendorStore) apply(r *Report, now, since uint32) bool {
 			s.profiles.release(old.prof)
 		}
 	}
-	s.devices.Add(key, rec)
+	d.rec, d.owner = rec, s.owners.vals[rec.owner]
 	if !existed && !guid {
 		s.devText[key] = r.DeviceID
 	}
@@ -692,7 +702,7 @@ func (s *vendorStore) deviceText(key devKey) string {
 func (s *vendorStore) restoreAlias(altID, id string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if key, _ := s.keys.key(id); s.devices.Contains(key) {
+	if key, _ := s.keys.key(id); s.devices.get(key) != nil {
 		s.addAlias(altID, key)
 	}
 }
@@ -712,12 +722,13 @@ func (s *vendorStore) restoreDevice(r *Report, now time.Time, since int64) {
 // deviceLine fills l with the device stored under key, for the state file.
 // s.mu must be read-locked.
 func (s *vendorStore) deviceLine(key devKey, l *stateLine) bool {
-	r, ok := s.devices.Peek(key)
-	if !ok {
+	d := s.devices.get(key)
+	if d == nil {
 		return false
 	}
+	r := d.rec
 	p := s.profiles.vals[r.prof]
-	*l = stateLine{ID: s.deviceText(key), Level: uint8(r.level), User: s.owners.vals[r.owner],
+	*l = stateLine{ID: s.deviceText(key), Level: uint8(r.level), User: d.owner,
 		Platform: p.platform, OS: p.osVersion, Updated: int64(r.updated), Since: int64(r.since)}
 	return true
 }
@@ -726,7 +737,7 @@ func (s *vendorStore) deviceLine(key devKey, l *stateLine) bool {
 // state file. s.mu must be read-locked.
 func (s *vendorStore) aliasLine(key devKey, l *stateLine) bool {
 	a, ok := s.aliases.Peek(key)
-	if !ok || !s.devices.Contains(a.id) {
+	if !ok || s.devices.get(a.id) == nil {
 		return false
 	}
 	t := a.text
@@ -762,9 +773,10 @@ const sweepBatch = 1024
 // written since BeginSync returned gen are removed. It returns how many
 // devices it removed. A sweep for an outdated generation does nothing.
 //
-// Writes move a device to the front of its LRU list and Lookup never
-// reorders it, so the devices not written since BeginSync are exactly those
-// at the back of the list; Sweep only visits them, a batch per lock.
+// Writes move a device to the newest end of its write-order list (see
+// devTable) and Lookup never reorders it, so the devices not written since
+// BeginSync are exactly those at the oldest end; Sweep only visits them, a
+// batch per lock.
 func (c *Cache) Sweep(vendor string, gen Generation) int {
 	s := c.store(vendor)
 	if s == nil {
@@ -789,11 +801,11 @@ func (s *vendorStore) sweep(gen uint32) (int, bool) {
 	}
 	n, done := 0, 0
 	for done < sweepBatch {
-		_, r, ok := s.devices.GetOldest()
-		if !ok || r.gen == gen {
+		d := s.devices.oldest()
+		if d == nil || d.rec.gen == gen {
 			break
 		}
-		s.devices.RemoveOldest()
+		s.devices.removeOldest()
 		n++
 		done++
 	}
@@ -874,4 +886,237 @@ func (c *Cache) Len(vendor string) int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.devices.Len()
+}
+
+// devSlot is one device in a devTable: 64 bytes, so that with the slab
+// (a large allocation, hence page-aligned) a look-up reads one cache line
+// for the whole device. The owner's text is held here as well as its
+// interned index, so that a look-up does not also read the owner table.
+type devSlot struct {
+	key   devKey
+	owner string
+	rec   record
+	// prev and next link the slots in write order (1-based; 0 = none):
+	// next points to the more recently written slot. Free slots are linked
+	// by next.
+	prev, next uint32
+}
+
+// devTable is one vendor's device index: devices in a slab of 64-byte
+// slots, found by an open-addressing hash table (linear probing) of uint32
+// entries, each a slot number+1 in the low idxBits bits (0 = empty) and
+// bits of the key's hash above them, so that a probe rarely reads a slot
+// that does not match. A doubly-linked list through the slots keeps write
+// order; when full, the least recently written device is evicted. It is
+// what golang-lru's LRU was for devices, without the heap object and map
+// entry per device: a look-up touches the index and one slot.
+type devTable struct {
+	cap     int // most devices held
+	s0, s1  uint64
+	idxBits uint
+	index   []uint32
+	slots   []devSlot
+	free    uint32 // first free slot+1
+	// head is the least recently written slot+1, tail the most recently
+	// written.
+	head, tail uint32
+	n          int
+	onRemove   func(*devSlot)
+}
+
+func newDevTable(capacity int, seed maphash.Seed, onRemove func(*devSlot)) devTable {
+	return devTable{
+		cap:      capacity,
+		s0:       maphash.String(seed, "devTable0"),
+		s1:       maphash.String(seed, "devTable1"),
+		idxBits:  min(uint(bits.Len(uint(capacity)+1)), 32),
+		onRemove: onRemove,
+	}
+}
+
+func (t *devTable) hash(k *devKey) uint64 {
+	hi, lo := bits.Mul64(binary.LittleEndian.Uint64(k[:8])^t.s0, binary.LittleEndian.Uint64(k[8:])^t.s1)
+	return hi ^ lo
+}
+
+func (t *devTable) idxMask() uint32 { return uint32(1<<t.idxBits - 1) }
+
+func (t *devTable) tag(h uint64) uint32 {
+	if t.idxBits >= 32 {
+		return 0
+	}
+	return uint32(h>>(32+t.idxBits)) << t.idxBits
+}
+
+// find returns the index position and slot+1 of k, or 0 for the slot.
+func (t *devTable) find(k *devKey) (pos int, slot uint32) {
+	if len(t.index) == 0 {
+		return 0, 0
+	}
+	h := t.hash(k)
+	tag, mask, im := t.tag(h), uint64(len(t.index)-1), t.idxMask()
+	for i := h & mask; ; i = (i + 1) & mask {
+		v := t.index[i]
+		if v == 0 {
+			return int(i), 0
+		}
+		if v&^im == tag && t.slots[v&im-1].key == *k {
+			return int(i), v & im
+		}
+	}
+}
+
+// get returns k's slot, or nil.
+func (t *devTable) get(k devKey) *devSlot {
+	if _, i := t.find(&k); i != 0 {
+		return &t.slots[i-1]
+	}
+	return nil
+}
+
+// Len returns the number of devices.
+func (t *devTable) Len() int { return t.n }
+
+// put returns k's slot, adding an empty one if k is new (evicting the
+// least recently written device if full), and makes it the most recently
+// written. existed reports whether k was there.
+func (t *devTable) put(k devKey) (d *devSlot, existed bool) {
+	if _, i := t.find(&k); i != 0 {
+		t.unlink(i)
+		t.linkTail(i)
+		return &t.slots[i-1], true
+	}
+	if t.n >= t.cap {
+		t.removeSlot(t.head)
+	}
+	if (t.n+1)*4 > len(t.index)*3 {
+		t.rehash(max(2*len(t.index), 64))
+	}
+	i := t.free
+	if i != 0 {
+		t.free = t.slots[i-1].next
+	} else {
+		if len(t.slots) == cap(t.slots) {
+			grown := make([]devSlot, len(t.slots), min(max(2*cap(t.slots), 64), t.cap))
+			copy(grown, t.slots)
+			t.slots = grown
+		}
+		t.slots = append(t.slots, devSlot{})
+		i = uint32(len(t.slots))
+	}
+	d = &t.slots[i-1]
+	*d = devSlot{key: k}
+	h := t.hash(&k)
+	mask := uint64(len(t.index) - 1)
+	p := h & mask
+	for t.index[p] != 0 {
+		p = (p + 1) & mask
+	}
+	t.index[p] = t.tag(h) | i
+	t.n++
+	t.linkTail(i)
+	return d, false
+}
+
+func (t *devTable) linkTail(i uint32) {
+	d := &t.slots[i-1]
+	d.prev, d.next = t.tail, 0
+	if t.tail != 0 {
+		t.slots[t.tail-1].next = i
+	} else {
+		t.head = i
+	}
+	t.tail = i
+}
+
+func (t *devTable) unlink(i uint32) {
+	d := &t.slots[i-1]
+	if d.prev != 0 {
+		t.slots[d.prev-1].next = d.next
+	} else {
+		t.head = d.next
+	}
+	if d.next != 0 {
+		t.slots[d.next-1].prev = d.prev
+	} else {
+		t.tail = d.prev
+	}
+}
+
+// remove removes k, reporting whether it was there.
+func (t *devTable) remove(k devKey) bool {
+	_, i := t.find(&k)
+	if i == 0 {
+		return false
+	}
+	t.removeSlot(i)
+	return true
+}
+
+// oldest returns the least recently written device, or nil.
+func (t *devTable) oldest() *devSlot {
+	if t.head == 0 {
+		return nil
+	}
+	return &t.slots[t.head-1]
+}
+
+// removeOldest removes the least recently written device.
+func (t *devTable) removeOldest() {
+	if t.head != 0 {
+		t.removeSlot(t.head)
+	}
+}
+
+// removeSlot removes slot i (1-based), calling onRemove first.
+func (t *devTable) removeSlot(i uint32) {
+	d := &t.slots[i-1]
+	if t.onRemove != nil {
+		t.onRemove(d)
+	}
+	pos, _ := t.find(&d.key)
+	t.unlink(i)
+	*d = devSlot{next: t.free}
+	t.free = i
+	t.n--
+	// Backward-shift deletion: move up every later entry of the cluster
+	// whose probe sequence passes the emptied position.
+	mask := uint64(len(t.index) - 1)
+	im := t.idxMask()
+	p := uint64(pos)
+	for j := p; ; {
+		j = (j + 1) & mask
+		v := t.index[j]
+		if v == 0 {
+			break
+		}
+		home := t.hash(&t.slots[v&im-1].key) & mask
+		if (j > p && (home <= p || home > j)) || (j < p && home <= p && home > j) {
+			t.index[p] = v
+			p = j
+		}
+	}
+	t.index[p] = 0
+}
+
+func (t *devTable) rehash(n int) {
+	t.index = make([]uint32, n)
+	mask := uint64(n - 1)
+	for i := t.head; i != 0; i = t.slots[i-1].next {
+		h := t.hash(&t.slots[i-1].key)
+		p := h & mask
+		for t.index[p] != 0 {
+			p = (p + 1) & mask
+		}
+		t.index[p] = t.tag(h) | i
+	}
+}
+
+// keys returns the keys from the least to the most recently written.
+func (t *devTable) keys() []devKey {
+	ks := make([]devKey, 0, t.n)
+	for i := t.head; i != 0; i = t.slots[i-1].next {
+		ks = append(ks, t.slots[i-1].key)
+	}
+	return ks
 }

@@ -2,6 +2,7 @@ package riskcache
 
 import (
 	"fmt"
+	"hash/maphash"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -432,4 +433,131 @@ func TestApplyAndSweepBatchesKeepLookupsGoing(t *testing.T) {
 	assert.Equal(t, 1, c.Len("a"))
 	assert.Equal(t, 1, c.store("a").aliases.Len())
 	assert.Equal(t, [5]int{policy.LevelLow: 1}, c.Counts("a"))
+}
+
+// refPackGUID is a plain, digit-by-digit GUID parser to check packGUID by.
+func refPackGUID(s string) (devKey, bool) {
+	var k devKey
+	if len(s) != guidTextLen || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+		return k, false
+	}
+	hex := strings.ReplaceAll(s, "-", "")
+	if len(hex) != 32 {
+		return k, false
+	}
+	for i := range 16 {
+		var v byte
+		for _, c := range []byte(hex[2*i : 2*i+2]) {
+			switch {
+			case c >= '0' && c <= '9':
+				v = v<<4 | (c - '0')
+			case c >= 'a' && c <= 'f':
+				v = v<<4 | (c - 'a' + 10)
+			case c >= 'A' && c <= 'F':
+				v = v<<4 | (c - 'A' + 10)
+			default:
+				return k, false
+			}
+		}
+		k[i] = v
+	}
+	return k, true
+}
+
+func TestPackGUIDEveryByteAtEveryPosition(t *testing.T) {
+	base := "0123abcd-4567-89ef-ABCD-0a1B2c3D4e5F"
+	for pos := range guidTextLen {
+		for c := range 256 {
+			b := []byte(base)
+			b[pos] = byte(c)
+			s := string(b)
+			want, wantOK := refPackGUID(s)
+			var got devKey
+			ok := packGUID(&got, s)
+			require.Equal(t, wantOK, ok, "%q", s)
+			if ok {
+				require.Equal(t, want, got, "%q", s)
+			}
+		}
+	}
+}
+
+// TestDevTableMatchesModel drives the device table with random writes and
+// removals and checks it against a plain map and write-order list.
+func TestDevTableMatchesModel(t *testing.T) {
+	for _, capacity := range []int{1, 5, 100, 1000} {
+		t.Run(fmt.Sprint(capacity), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(1, uint64(capacity)))
+			var removed []devKey
+			tab := newDevTable(capacity, maphash.MakeSeed(), func(d *devSlot) { removed = append(removed, d.key) })
+			model := map[devKey]uint32{}
+			var order []devKey // least recently written first
+			drop := func(k devKey) {
+				delete(model, k)
+				for i, o := range order {
+					if o == k {
+						order = append(order[:i], order[i+1:]...)
+						break
+					}
+				}
+			}
+			key := func() devKey {
+				var k devKey
+				k[3] = byte(rng.IntN(2 * capacity))
+				k[9] = byte(rng.IntN(2))
+				return k
+			}
+			for step := range 20000 {
+				k := key()
+				switch rng.IntN(4) {
+				case 0:
+					removed = removed[:0]
+					_, want := model[k]
+					require.Equal(t, want, tab.remove(k))
+					if want {
+						require.Equal(t, []devKey{k}, removed)
+					}
+					drop(k)
+				case 1:
+					if len(order) > 0 {
+						require.Equal(t, order[0], tab.oldest().key)
+						tab.removeOldest()
+						drop(order[0])
+					} else {
+						require.Nil(t, tab.oldest())
+					}
+				default:
+					removed = removed[:0]
+					d, existed := tab.put(k)
+					_, want := model[k]
+					require.Equal(t, want, existed)
+					if !existed && len(order) == capacity {
+						require.Equal(t, []devKey{order[0]}, removed, "the least recently written is evicted")
+						drop(order[0])
+					}
+					if existed {
+						require.Equal(t, model[k], d.rec.gen)
+					}
+					drop(k)
+					d.rec.gen = uint32(step)
+					model[k] = uint32(step)
+					order = append(order, k)
+				}
+				require.Equal(t, len(model), tab.Len())
+				for mk, gen := range model {
+					d := tab.get(mk)
+					require.NotNil(t, d)
+					require.Equal(t, gen, d.rec.gen)
+				}
+				if step%97 == 0 {
+					keys := tab.keys()
+					if len(order) == 0 {
+						require.Empty(t, keys)
+					} else {
+						require.Equal(t, order, keys)
+					}
+				}
+			}
+		})
+	}
 }

@@ -98,7 +98,7 @@ func writeState(w io.Writer, c *Cache) error {
 			return err
 		}
 		s.mu.RLock()
-		ids := s.devices.Keys()
+		ids := s.devices.keys()
 		alts := s.aliases.Keys()
 		s.mu.RUnlock()
 		for len(ids) > 0 {
