@@ -45,7 +45,7 @@ type Options struct {
 // matched exactly.
 type Cache struct {
 	size   int
-	maxAge time.Duration
+	maxAge atomic.Int64 // nanoseconds; a reload may change it
 	now    func() time.Time
 	keys   keyer
 
@@ -404,7 +404,8 @@ type vendorStore struct {
 
 // New returns a cache for opts.Vendors.
 func New(opts Options) *Cache {
-	c := &Cache{size: opts.Size, maxAge: opts.MaxAge, now: opts.Now, keys: newKeyer()}
+	c := &Cache{size: opts.Size, now: opts.Now, keys: newKeyer()}
+	c.maxAge.Store(int64(opts.MaxAge))
 	if c.size <= 0 {
 		c.size = DefaultCacheSize
 	}
@@ -493,7 +494,8 @@ func (c *Cache) fresh(s *vendorStore, now int64) bool {
 	if last == 0 {
 		return false
 	}
-	return c.maxAge <= 0 || now-last <= int64(c.maxAge)
+	maxAge := c.maxAge.Load()
+	return maxAge <= 0 || now-last <= maxAge
 }
 
 // Lookup returns the merged risk of the device with the given id (primary
@@ -1120,3 +1122,6 @@ func (t *devTable) keys() []devKey {
 	}
 	return ks
 }
+
+// SetMaxAge changes risk.max_age on a running cache (a config reload).
+func (c *Cache) SetMaxAge(d time.Duration) { c.maxAge.Store(int64(d)) }

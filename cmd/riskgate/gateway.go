@@ -38,7 +38,7 @@ type gateway struct {
 	cfg     atomic.Pointer[policy.Config]
 	auth    *authState
 	login   atomic.Pointer[proxy.Login]
-	started policy.Server // the server section in force: changes need a restart
+	started *policy.Config // the config at start: its server section and cache settings stay until a restart
 }
 
 // authState is what an auth section builds; it is reused by reloads that
@@ -75,7 +75,7 @@ func newGateway(logger *slog.Logger, reg prometheus.Registerer, cfg *policy.Conf
 		transport: proxy.NewTransport(proxy.TransportOptions{
 			UpstreamTimeout: cfg.Server.UpstreamTimeout.Duration,
 		}),
-		started: cfg.Server,
+		started: cfg,
 	}
 	g.cache = riskcache.New(riskcache.Options{
 		Size:    cfg.Risk.CacheSize,
@@ -141,8 +141,13 @@ func (g *gateway) apply(ctx context.Context, cfg *policy.Config, set *policy.Set
 	g.mu.Lock()
 	defer g.mu.Unlock()
 
-	if old := g.cfg.Load(); old != nil && !reflect.DeepEqual(old.Server, cfg.Server) {
-		g.logger.Warn("config: changes to the server section (listen addresses, TLS, timeouts) need a restart; keeping the running ones")
+	if g.cfg.Load() != nil {
+		if !reflect.DeepEqual(g.started.Server, cfg.Server) {
+			g.logger.Warn("config: changes to the server section (listen addresses, TLS, timeouts) need a restart; the running ones stay in force")
+		}
+		if s, c := g.started.Risk, cfg.Risk; s.CacheSize != c.CacheSize || s.StateFile != c.StateFile || s.StateInterval != c.StateInterval {
+			g.logger.Warn("config: changes to risk.cache_size, risk.state_file and risk.state_interval need a restart; the running ones stay in force")
+		}
 	}
 	auth := g.auth
 	if auth == nil || !reflect.DeepEqual(auth.cfg, cfg.Auth) ||
@@ -173,6 +178,7 @@ func (g *gateway) apply(ctx context.Context, cfg *policy.Config, set *policy.Set
 	g.auth = auth
 	g.login.Store(auth.login)
 	g.cfg.Store(cfg)
+	g.cache.SetMaxAge(cfg.Risk.MaxAge.Duration)
 	g.cache.SetVendors(vendorNames(cfg.Risk.Vendors))
 	g.syncers.Update(cfg.Risk.Vendors)
 	g.proxy.Store(snap)
