@@ -204,6 +204,14 @@ func (b *Bearer) verify(ctx context.Context, token string) (*Identity, error) {
 		return nil, fmt.Errorf("%w: no %q claim", ErrInvalidToken, b.userClaim)
 	}
 	email, _ := claims["email"].(string)
+	// As at the browser sign-in: an unverified address must not name the
+	// user (anyone can type one into a self-service IdP account).
+	if emailUnverified(claims) {
+		if b.userClaim == "email" {
+			return nil, fmt.Errorf("%w: email is not verified", ErrInvalidToken)
+		}
+		email = ""
+	}
 	return &Identity{
 		User:   user,
 		Email:  email,
@@ -232,4 +240,17 @@ func groupsOf(v any) []string {
 		return groups
 	}
 	return nil
+}
+
+// emailUnverified reports whether claims say the email is not verified:
+// email_verified false, or "false" as some identity providers (Cognito)
+// send it. An absent claim is not a refusal.
+func emailUnverified(claims map[string]any) bool {
+	switch v := claims["email_verified"].(type) {
+	case bool:
+		return !v
+	case string:
+		return strings.EqualFold(v, "false")
+	}
+	return false
 }

@@ -144,10 +144,23 @@ func (s *deviceSource) lookup(r *http.Request, id *Identity) string {
 		if r.URL.RawQuery == "" {
 			return ""
 		}
-		if v := r.URL.Query()[s.name]; len(v) == 1 {
-			return v[0]
+		// ASP.NET (Exchange ActiveSync) reads query parameters
+		// case-insensitively: "deviceid" is "DeviceId" to it, so every
+		// spelling counts, and more than one value is ambiguous.
+		var found string
+		n := 0
+		for k, v := range r.URL.Query() {
+			if strings.EqualFold(k, s.name) {
+				n += len(v)
+				if len(v) > 0 {
+					found = v[0]
+				}
+			}
 		}
-		return ""
+		if n != 1 {
+			return ""
+		}
+		return found
 	}
 	return ""
 }

@@ -103,9 +103,18 @@ func newReverseProxy(upstream *url.URL, transport http.RoundTripper, buffers htt
 	}
 }
 
+// underscoreStripped are the headers whose underscore spellings are
+// stripped: riskgate's identity headers and the ones ReverseProxy and the
+// request id middleware set upstream. CGI, WSGI and PHP read
+// "X_Forwarded_For" as the same variable as "X-Forwarded-For".
+var underscoreStripped = [...]string{
+	headerUser, headerEmail, headerGroups, headerDevice, headerRisk, headerDecision,
+	"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", headerRequestID,
+}
+
 // stripIdentityHeaders deletes every client-sent identity header, including
 // spellings with underscores that some upstream frameworks (CGI, WSGI, PHP)
-// read as the same header.
+// read as the same header (for the forwarding headers too).
 func stripIdentityHeaders(h http.Header) {
 	for _, k := range identityHeaders {
 		delete(h, k)
@@ -115,13 +124,32 @@ func stripIdentityHeaders(h http.Header) {
 			continue
 		}
 		n := strings.ReplaceAll(k, "_", "-")
-		for _, id := range identityHeaders {
+		for _, id := range underscoreStripped {
 			if strings.EqualFold(n, id) {
 				delete(h, k)
 				break
 			}
 		}
 	}
+}
+
+// stripUpgrade removes a request's protocol upgrade unless it is to
+// WebSocket alone. ReverseProxy forwards any upgrade and, on a 101, splices
+// the connections: after "Upgrade: h2c" every HTTP/2 request the client
+// sends reaches the upstream without a route match, a decision or
+// riskgate's identity headers (h2c smuggling). Without the Upgrade header
+// the request is forwarded as a plain one, which RFC 9110 section 7.8
+// allows a server to do.
+func stripUpgrade(h http.Header) {
+	up, ok := h["Upgrade"]
+	if !ok {
+		return
+	}
+	if len(up) == 1 && strings.EqualFold(strings.TrimSpace(up[0]), "websocket") {
+		return
+	}
+	delete(h, "Upgrade")
+	delete(h, "Http2-Settings")
 }
 
 // removeCookie removes the cookie called name from the Cookie header(s):

@@ -117,8 +117,17 @@ func (p *Proxy) access(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// 1. Strip every identity header a client could spoof, before anything
-	// else reads the request.
+	// else reads the request, and every protocol upgrade but WebSocket: an
+	// upgraded connection is a tunnel to the upstream in which later
+	// requests ("Upgrade: h2c") are never decided.
 	stripIdentityHeaders(r.Header)
+	stripUpgrade(r.Header)
+	if r.Method == http.MethodConnect {
+		// A tunnel, never forwarded (RFC 9110 section 9.3.6).
+		w.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+		s.respond.error(w, r, reqID, http.StatusMethodNotAllowed, "method_not_allowed", "CONNECT is not supported.")
+		return
+	}
 
 	// 2. Reserved paths are riskgate's own, never forwarded.
 	if strings.HasPrefix(r.URL.Path, reservedPrefix) || r.URL.Path == "/.riskgate" {
@@ -135,6 +144,16 @@ func (p *Proxy) access(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cr, ok := s.set.Route(r.Host, r.URL.Path)
+	// Java servlet containers drop each segment's ";parameters" and IIS a
+	// segment's trailing dots and spaces: "/ecp;x/" and "/ecp./" are
+	// "/ecp/" to them. The path must route the same read either way.
+	if alt, changed := upstreamPathVariant(r.URL.Path); changed {
+		if acr, aok := s.set.Route(r.Host, alt); !canonicalPath(alt) || aok != ok || acr != cr {
+			s.respond.error(w, r, reqID, http.StatusBadRequest, "bad_path", "The address contains path parameters or trailing dots that change its meaning.")
+			s.noRoute.Observe(time.Since(start).Seconds())
+			return
+		}
+	}
 	if !ok {
 		s.respond.error(w, r, reqID, http.StatusNotFound, "not_found", "No application is configured at this address.")
 		s.noRoute.Observe(time.Since(start).Seconds())
@@ -143,7 +162,13 @@ func (p *Proxy) access(w http.ResponseWriter, r *http.Request) {
 	rt := s.routes[cr.Index]
 	defer func() { rt.duration.Observe(time.Since(start).Seconds()) }()
 
-	// 4. Authenticate.
+	// 4. Authenticate. Authorization takes one credential (RFC 9110
+	// section 11.6.2): with two, riskgate could verify one while the
+	// upstream honours the other.
+	if len(r.Header["Authorization"]) > 1 {
+		s.respond.error(w, r, reqID, http.StatusBadRequest, "bad_request", "The request has more than one Authorization header.")
+		return
+	}
 	id, err := s.authenticate(r)
 	if err != nil {
 		p.unauthenticated(w, r, s, rt, reqID, err)
@@ -188,6 +213,14 @@ func (p *Proxy) access(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setIdentityHeaders(r.Header, id, dev.ID, facts.Risk, decision)
+	if _, upgrade := r.Header["Upgrade"]; upgrade && !id.Expiry.IsZero() {
+		// An upgraded connection (WebSocket) is decided once, here: it
+		// must not outlive the credential that was decided. ReverseProxy
+		// closes both ends when the request's context ends.
+		ctx, cancel := context.WithTimeout(r.Context(), id.Expiry.Sub(p.now()))
+		defer cancel()
+		r = r.WithContext(ctx)
+	}
 	rt.proxy.ServeHTTP(w, r)
 }
 
@@ -548,4 +581,28 @@ func canonicalPath(p string) bool {
 		i += j + 1
 	}
 	return true
+}
+
+// upstreamPathVariant returns p as a Java servlet container or IIS reads
+// it: ";parameters" removed from every segment (Tomcat, Jetty: "/a;x/b" is
+// "/a/b", "/a/..;/b" is "/b") and trailing dots and spaces trimmed from
+// every segment (Windows file names: "/ecp./" is "/ecp/"). changed is false,
+// without allocating, when p reads the same to them.
+func upstreamPathVariant(p string) (alt string, changed bool) {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if c == ';' || ((c == '.' || c == ' ') && (i+1 == len(p) || p[i+1] == '/')) {
+			changed = true
+			break
+		}
+	}
+	if !changed {
+		return p, false
+	}
+	segs := strings.Split(p, "/")
+	for i, seg := range segs {
+		seg, _, _ = strings.Cut(seg, ";")
+		segs[i] = strings.TrimRight(seg, ". ")
+	}
+	return strings.Join(segs, "/"), true
 }

@@ -401,7 +401,7 @@ func (l *Login) session(ctx context.Context, tok *oauth2.Token, nonce string) (*
 	email, _ := claims["email"].(string)
 	// An unverified address must not name the user (anyone can type one
 	// into a self-service IdP account).
-	if v, ok := claims["email_verified"].(bool); ok && !v {
+	if emailUnverified(claims) {
 		if l.userClaim == "email" {
 			return nil, errors.New("id token email is not verified")
 		}
