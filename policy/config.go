@@ -28,7 +28,7 @@ type Server struct {
 	// TLS. ClientCAFile additionally requests and verifies client certificates.
 	TLS TLS `yaml:"tls"`
 	// ShutdownTimeout bounds how long SIGTERM waits for in-flight requests.
-	// Default 15s.
+	// Default 15s; zero means the default.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
 	// UpstreamTimeout bounds the wait for an upstream's response headers.
 	// Default 30s; zero means the default.
@@ -122,7 +122,7 @@ type HeaderSource struct {
 // Risk configures the risk cache and its vendors.
 type Risk struct {
 	// MaxAge: a vendor without a successful sync for this long makes its
-	// devices stale. Default 24h.
+	// devices stale. Default 24h; zero means the default.
 	MaxAge Duration `yaml:"max_age"`
 	// CacheSize bounds the number of cached devices per vendor. Default
 	// 100000.
@@ -156,9 +156,10 @@ type Vendor struct {
 	// APIKey(File) for vendors that authenticate with a key.
 	APIKey     string `yaml:"api_key"`
 	APIKeyFile string `yaml:"api_key_file"`
-	// Interval between syncs. Default 30s.
+	// Interval between syncs. Default 30s; zero means the default.
 	Interval Duration `yaml:"interval"`
-	// Timeout bounds each HTTP request to the vendor. Default 30s.
+	// Timeout bounds each HTTP request to the vendor. Default 30s; zero
+	// means the default.
 	Timeout Duration `yaml:"timeout"`
 	// PageSize is the page size asked for. Default 1000.
 	PageSize int `yaml:"page_size"`
@@ -220,7 +221,8 @@ type Policy struct {
 	// ExcludeGroups are never subject to the policy (break-glass).
 	ExcludeGroups []string `yaml:"exclude_groups"`
 	// MaxRisk is the highest level that passes. Default "low". "high"
-	// passes every level but still requires the device to be known.
+	// passes every level but still requires the device to be known
+	// (on_unknown allow is refused with it).
 	MaxRisk string `yaml:"max_risk"`
 	// RequireDevice: no device id fails with device_missing. Default true.
 	RequireDevice *bool `yaml:"require_device"`

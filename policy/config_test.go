@@ -310,3 +310,25 @@ func TestSecretFiles(t *testing.T) {
 	assert.Equal(t, filepath.Join("testdata", "secrets", "session"), cfg.Auth.Session.SecretFile)
 	assert.Equal(t, "env-client-secret", cfg.Risk.Vendors[0].ClientSecret)
 }
+
+func TestSecretFileCRLFAndBOM(t *testing.T) {
+	// A secret saved by a Windows editor: BOM and CRLF are not part of it.
+	cfg, err := Load("testdata/secrets_crlf.yaml", testEnv)
+	require.NoError(t, err)
+	assert.Equal(t, "crlf-session-secret-0123", cfg.Auth.Session.Secret)
+}
+
+func TestDurationHints(t *testing.T) {
+	for in, want := range map[string]string{
+		"1d":   `bad duration "1d": there is no unit for days, write "24h" (want e.g. "30s", "5m", "8h")`,
+		"2w":   `bad duration "2w": there is no unit for weeks, write "336h" (want e.g. "30s", "5m", "8h")`,
+		"1.5d": `bad duration "1.5d": there is no unit for days, write hours (1d = 24h) (want e.g. "30s", "5m", "8h")`,
+		"30":   `bad duration "30": a unit is required (want e.g. "30s", "5m", "8h")`,
+		"soon": `bad duration "soon" (want e.g. "30s", "5m", "8h")`,
+		"2nd":  `bad duration "2nd" (want e.g. "30s", "5m", "8h")`,
+	} {
+		var d Duration
+		err := d.UnmarshalYAML(&yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: in})
+		assert.EqualError(t, err, want, in)
+	}
+}

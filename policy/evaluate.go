@@ -77,12 +77,17 @@ func (s *Set) Evaluate(f *Facts) Decision { return s.evaluate(f, nil) }
 // evaluate is Evaluate and Explain: with ex nil it only decides.
 func (s *Set) evaluate(f *Facts, ex *Explanation) Decision {
 	var d Decision
-	firstEnforce, firstReport, firstExcluded, firstFail := -1, -1, -1, -1
+	firstEnforce, firstReport, firstExcluded, firstExcludedEnforce, firstFail := -1, -1, -1, -1, -1
 	groups, useBits := s.userGroups(f.Groups)
 	for i, p := range s.policies {
 		if a := p.applies(f, &groups, useBits); a != applyYes {
-			if a == applyExcluded && firstExcluded < 0 {
-				firstExcluded = i
+			if a == applyExcluded {
+				if firstExcluded < 0 {
+					firstExcluded = i
+				}
+				if firstExcludedEnforce < 0 && p.Mode == ModeEnforce {
+					firstExcludedEnforce = i
+				}
 			}
 			if ex != nil {
 				ex.Policies = append(ex.Policies, PolicyResult{
@@ -130,6 +135,11 @@ func (s *Set) evaluate(f *Facts, ex *Explanation) Decision {
 		d.Policy = s.policies[firstFail].Name
 	case firstEnforce >= 0:
 		d.Allow, d.Reason, d.Policy = true, ReasonAllowed, s.policies[firstEnforce].Name
+	case firstExcludedEnforce >= 0:
+		// Only an exclusion kept the enforced policies out: the request
+		// passes because of the exclusion (break-glass use must show as
+		// excluded), whatever report-only policies applied.
+		d.Allow, d.Reason, d.Policy = true, ReasonExcluded, s.policies[firstExcludedEnforce].Name
 	case firstReport >= 0:
 		d.Allow, d.Reason, d.Policy = true, ReasonAllowed, s.policies[firstReport].Name
 	case firstExcluded >= 0:
@@ -191,7 +201,10 @@ func (p *CompiledPolicy) check(f *Facts) Reason {
 		return ReasonAllowed // nothing to check without a device
 	}
 	if f.Risk == LevelUnknown {
-		if p.allowUnknown {
+		// max_risk high lets every level through but, as in Intune, the
+		// device must be known: on_unknown allow does not override that
+		// (validation refuses the combination).
+		if p.allowUnknown && p.maxRisk < LevelHigh {
 			return ReasonAllowed
 		}
 		return ReasonDeviceUnknown
@@ -224,14 +237,22 @@ func (p *CompiledPolicy) ownerOK(f *Facts) bool {
 	if !p.requireOwner && !f.SelfAsserted {
 		return true
 	}
-	if f.Owner == "" {
+	owner := strings.TrimSpace(f.Owner)
+	if owner == "" {
 		return !f.SelfAsserted
 	}
-	return strings.EqualFold(f.Owner, f.User)
+	return strings.EqualFold(owner, strings.TrimSpace(f.User))
 }
 
+// inGrace: the device reached its level less than grace ago. A RiskSince
+// in the future (a vendor clock ahead of ours) counts only up to grace
+// ahead, so that a bogus far-future timestamp cannot grant lasting access.
 func (p *CompiledPolicy) inGrace(f *Facts) bool {
-	return p.grace > 0 && f.Now.Sub(f.RiskSince) < p.grace
+	if p.grace <= 0 || f.RiskSince.IsZero() {
+		return false
+	}
+	elapsed := f.Now.Sub(f.RiskSince)
+	return elapsed < p.grace && elapsed > -p.grace
 }
 
 func (p *CompiledPolicy) minOSFor(platform string) (string, bool) {

@@ -203,7 +203,7 @@ func TestExplain(t *testing.T) {
 		want  map[string]PolicyResult
 	}{
 		{"mail risky", facts("mail", func(f *Facts) { f.Risk = LevelHigh }), map[string]PolicyResult{
-			"mobile-risk":     {Name: "mobile-risk", Mode: "enforce", Applied: true, Reason: ReasonRiskTooHigh, Detail: "risk high > max_risk low"},
+			"mobile-risk":     {Name: "mobile-risk", Mode: "enforce", Applied: true, Reason: ReasonRiskTooHigh, Detail: "risk high > max_risk low since 2026-11-24T10:00:00Z (grace_period 1h0m0s over)"},
 			"mail-breakglass": {Name: "mail-breakglass", Mode: "enforce", NotApplied: "user not in groups [breakglass]"},
 			"docs-ios":        {Name: "docs-ios", Mode: "enforce", NotApplied: "route mail not in [docs]"},
 		}},
@@ -212,7 +212,7 @@ func TestExplain(t *testing.T) {
 			"mail-breakglass": {Name: "mail-breakglass", Mode: "enforce", Applied: true, Pass: true, Reason: ReasonAllowed, Detail: "risk secured <= max_risk high"},
 		}},
 		{"old os", facts("mail", func(f *Facts) { f.OSVersion = "15.1" }), map[string]PolicyResult{
-			"mobile-risk": {Name: "mobile-risk", Mode: "enforce", Applied: true, Reason: ReasonOSTooOld, Detail: "os 15.1 < min_os 16.0"},
+			"mobile-risk": {Name: "mobile-risk", Mode: "enforce", Applied: true, Reason: ReasonOSTooOld, Detail: "ios 15.1 < min_os 16.0"},
 		}},
 		{"docs android", facts("docs", func(f *Facts) { f.Groups = []string{"sales"}; f.Platform = "android" }), map[string]PolicyResult{
 			"docs-ios":   {Name: "docs-ios", Mode: "enforce", NotApplied: "platform android not in [iOS]"},

@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Explanation is a decision with the verdict of every policy, for the
@@ -45,7 +46,14 @@ func (p *CompiledPolicy) notApplied(f *Facts, a applyResult) string {
 	case applyGroups:
 		return fmt.Sprintf("user not in groups %s", list(p.groups.list))
 	case applyPlatform:
-		return fmt.Sprintf("platform %s not in %s", orUnknown(f.Platform), list(p.platforms.list))
+		plat := orUnknown(f.Platform)
+		switch {
+		case f.DeviceID == "":
+			plat = "unknown (no device id)"
+		case f.Platform == "" && f.Risk == LevelUnknown:
+			plat = "unknown (device not reported by any vendor)"
+		}
+		return fmt.Sprintf("platform %s not in %s", plat, list(p.platforms.list))
 	case applyExcluded:
 		g, _ := p.exclude.find(f.Groups)
 		return "excluded by group " + g
@@ -59,20 +67,35 @@ func (p *CompiledPolicy) detail(f *Facts, r Reason) string {
 	case ReasonDeviceMissing:
 		return "no device id and require_device is set"
 	case ReasonDeviceUnknown:
+		if p.allowUnknown {
+			return fmt.Sprintf("device %s not reported by any vendor (max_risk high needs a known device)", f.DeviceID)
+		}
 		return fmt.Sprintf("device %s not reported by any vendor (on_unknown block)", f.DeviceID)
 	case ReasonDeviceNotOwned:
-		if f.Owner == "" {
+		if strings.TrimSpace(f.Owner) == "" {
 			return fmt.Sprintf("self-asserted device %s has no registered owner", f.DeviceID)
 		}
-		return fmt.Sprintf("device owner %s is not %s", f.Owner, f.User)
+		if f.SelfAsserted && !p.requireOwner {
+			return fmt.Sprintf("self-asserted device %s belongs to %s, not %s", f.DeviceID, f.Owner, orUnknown(f.User))
+		}
+		return fmt.Sprintf("device owner %s is not %s", f.Owner, orUnknown(f.User))
 	case ReasonRiskStale:
 		return fmt.Sprintf("risk data from %s is stale (on_stale block)", orUnknown(f.Vendor))
 	case ReasonPlatformBlocked:
-		return fmt.Sprintf("platform %s is blocked", f.Platform)
+		return fmt.Sprintf("platform %s is in block_platforms", f.Platform)
 	case ReasonOSTooOld:
 		want, _ := p.minOSFor(f.Platform)
-		return fmt.Sprintf("os %s < min_os %s", orUnknown(f.OSVersion), want)
+		if !hasVersion(f.OSVersion) {
+			return fmt.Sprintf("%s version unknown (%q), min_os %s", f.Platform, f.OSVersion, want)
+		}
+		return fmt.Sprintf("%s %s < min_os %s", f.Platform, f.OSVersion, want)
 	case ReasonRiskTooHigh:
+		if p.grace > 0 {
+			if f.RiskSince.IsZero() {
+				return fmt.Sprintf("risk %s > max_risk %s (grace_period %s: time of change unknown)", f.Risk, p.maxRisk, p.grace)
+			}
+			return fmt.Sprintf("risk %s > max_risk %s since %s (grace_period %s over)", f.Risk, p.maxRisk, f.RiskSince.UTC().Format(time.RFC3339), p.grace)
+		}
 		return fmt.Sprintf("risk %s > max_risk %s", f.Risk, p.maxRisk)
 	}
 	// Passed: say what let it through.

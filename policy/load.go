@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -70,7 +71,7 @@ func Parse(path string, data []byte, getenv func(string) string) (*Config, error
 
 // Limits that keep a hostile or broken file from costing much.
 const (
-	maxDecodeNodes = 1 << 20 // aliases can multiply nodes ("billion laughs")
+	maxDecodeNodes = 1 << 18 // aliases and merges can multiply nodes ("billion laughs")
 	maxErrors      = 200
 	maxSecretBytes = 64 << 10
 )
@@ -88,6 +89,9 @@ type parser struct {
 	fields map[reflect.Type][]field
 	nodes  int
 	full   bool
+	// tooLarge is set once the node limit has been reported.
+	tooLarge bool
+	errSeen  map[Error]bool
 	// failed holds the nodes that failed to decode; validating is set once
 	// decoding is done.
 	failed     map[*yaml.Node]bool
@@ -131,20 +135,21 @@ func (p *parser) parseYAML(data []byte) (root *yaml.Node, perr *Error) {
 			root, perr = nil, &Error{File: p.file, Line: 1, Column: 1, Msg: fmt.Sprintf("yaml: %v", r)}
 		}
 	}()
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		e := Error{File: p.file, Line: 1, Column: 1, Msg: err.Error()}
-		if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
-			if n, aerr := strconv.Atoi(m[1]); aerr == nil && n > 0 {
-				e.Line = n
-				// The YAML library reports parser errors (unlike scanner
-				// errors) with a 0-based line: the problem is on the next.
-				if isParserError(m[2]) && n < strings.Count(string(data), "\n")+1 {
-					e.Line = n + 1
-				}
-			}
-			e.Msg = "yaml: " + m[2]
-		}
+	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
+		return nil, p.syntaxError(data, err)
+	}
+	// A second document would be silently ignored: refuse it, so that
+	// half of a file split by "---" cannot go unnoticed.
+	var next yaml.Node
+	switch err := dec.Decode(&next); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		return nil, p.syntaxError(data, err)
+	default:
+		e := Error{File: p.file, Line: max(next.Line, 1), Column: max(next.Column, 1),
+			Msg: "a second YAML document (after \"---\"): the configuration is one document"}
 		return nil, &e
 	}
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) > 0 {
@@ -153,12 +158,32 @@ func (p *parser) parseYAML(data []byte) (root *yaml.Node, perr *Error) {
 	return nil, nil
 }
 
+// syntaxError turns the YAML library's error into an Error at the line it
+// names (column 1: it gives none).
+func (p *parser) syntaxError(data []byte, err error) *Error {
+	e := Error{File: p.file, Line: 1, Column: 1, Msg: err.Error()}
+	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
+		if n, aerr := strconv.Atoi(m[1]); aerr == nil && n > 0 {
+			e.Line = n
+			// The YAML library reports parser errors (unlike scanner
+			// errors) with a 0-based line: the problem is on the next.
+			if isParserError(m[2]) && n < strings.Count(string(data), "\n")+1 {
+				e.Line = n + 1
+			}
+		}
+		e.Msg = "yaml: " + m[2]
+	}
+	return &e
+}
+
 // errAt records a problem at node n (the document start when n is nil).
 // A node that failed to decode gets no further, follow-on complaints from
 // validation ("want a string" is enough; "is required" would be noise).
 func (p *parser) errAt(n *yaml.Node, format string, args ...any) {
 	if n != nil {
-		if p.validating && p.failed[n] {
+		if p.failed[n] {
+			// Reported already: an alias or a merge decodes it again, or
+			// validation would only repeat the decoding error.
 			return
 		}
 		if !p.validating {
@@ -176,6 +201,15 @@ func (p *parser) errAt(n *yaml.Node, format string, args ...any) {
 }
 
 func (p *parser) addErr(e Error) {
+	// An alias or a merge decodes the same node again: report it once, and
+	// do not let repeats fill the error budget.
+	if p.errSeen == nil {
+		p.errSeen = map[Error]bool{}
+	}
+	if p.errSeen[e] {
+		return
+	}
+	p.errSeen[e] = true
 	if len(p.errs) >= maxErrors {
 		if !p.full {
 			p.full = true
@@ -267,10 +301,7 @@ var durationType = reflect.TypeFor[Duration]()
 // decode stores node n into v, reporting every problem with its position.
 // path names v in messages ("policies[0].max_risk").
 func (p *parser) decode(n *yaml.Node, v reflect.Value, path string) {
-	if p.nodes++; p.nodes > maxDecodeNodes {
-		if p.nodes == maxDecodeNodes+1 {
-			p.errAt(n, "document too large (aliases expand to more than %d nodes)", maxDecodeNodes)
-		}
+	if !p.count(n) {
 		return
 	}
 	if n.Kind == yaml.AliasNode {
@@ -401,6 +432,10 @@ func (p *parser) decodeStruct(n *yaml.Node, v reflect.Value, path string, seen m
 	var merges []*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := resolve(n.Content[i]), n.Content[i+1]
+		// Every key costs, known or not: merges repeat them.
+		if !p.count(k) {
+			return
+		}
 		if k.Kind != yaml.ScalarNode {
 			p.errAt(k, "%s: keys must be strings", orTop(path))
 			continue
@@ -414,7 +449,14 @@ func (p *parser) decodeStruct(n *yaml.Node, v reflect.Value, path string, seen m
 			continue // top-level "x-" keys hold YAML anchors for reuse
 		}
 		if !ok {
-			p.errAt(k, "unknown key %q%s%s", k.Value, inPath(path), suggest(fields, k.Value))
+			if p.failed[k] {
+				continue // reported already (a merge repeats it)
+			}
+			hint := suggest(fields, k.Value)
+			if hint == "" && strings.Contains(k.Value, "${") {
+				hint = " (${VAR} is expanded in values only, not in keys)"
+			}
+			p.errAt(k, "unknown key %q%s%s", k.Value, inPath(path), hint)
 			continue
 		}
 		if seen[k.Value] {
@@ -453,16 +495,32 @@ func (p *parser) decodeStruct(n *yaml.Node, v reflect.Value, path string, seen m
 func (p *parser) mergeStruct(src *yaml.Node, v reflect.Value, path string, seen map[string]bool) {
 	sub := &yaml.Node{Kind: yaml.MappingNode, Line: src.Line, Column: src.Column}
 	for i := 0; i+1 < len(src.Content); i += 2 {
+		if !p.count(src) {
+			return
+		}
 		k := resolve(src.Content[i])
 		if k.Kind == yaml.ScalarNode && k.Tag != "!!merge" && seen[k.Value] {
 			continue
 		}
 		sub.Content = append(sub.Content, src.Content[i], src.Content[i+1])
 	}
-	if p.nodes++; p.nodes > maxDecodeNodes {
+	if !p.count(src) {
 		return
 	}
 	p.decodeStruct(sub, v, path, seen)
+}
+
+// count counts one decoded node and reports false, with one error for the
+// whole file, once aliases and merges have made the document too large.
+func (p *parser) count(n *yaml.Node) bool {
+	if p.nodes++; p.nodes <= maxDecodeNodes {
+		return true
+	}
+	if !p.tooLarge {
+		p.tooLarge = true
+		p.errAt(n, "document too large (aliases and merges expand to more than %d nodes)", maxDecodeNodes)
+	}
+	return false
 }
 
 func resolve(n *yaml.Node) *yaml.Node {
@@ -599,7 +657,9 @@ func (p *parser) secret(value, file *string, name string, parent any) {
 		p.errAt(n, "%s_file: %v", name, err)
 		return
 	}
-	*value = strings.TrimRight(string(data), "\r\n")
+	// Editors add a final newline (CRLF on Windows, a BOM with Notepad):
+	// none of it is part of the secret.
+	*value = strings.TrimRight(strings.TrimPrefix(string(data), "\uFEFF"), "\r\n")
 	if *value == "" {
 		p.errAt(n, "%s_file: %s is empty", name, *file)
 	}

@@ -277,17 +277,26 @@ func (p *parser) checkPolicy(pol *Policy, i int, seen map[string]int, routes map
 	if pol.Mode != ModeEnforce && pol.Mode != ModeReportOnly {
 		p.errAt(p.node(&pol.Mode, pol), "%s.mode must be enforce or report-only, got %q", pre, pol.Mode)
 	}
+	var names string // built once, only when a route is missing
 	for j, r := range pol.Routes {
 		if _, ok := routes[r]; !ok {
-			names := make([]string, 0, len(all))
-			for _, rt := range all {
-				names = append(names, rt.Name)
+			if names == "" {
+				list := make([]string, 0, min(len(all), 20))
+				for _, rt := range all[:min(len(all), 20)] {
+					list = append(list, rt.Name)
+				}
+				if len(all) > 20 {
+					list = append(list, "...")
+				}
+				names = strings.Join(list, ", ")
 			}
-			p.errAt(p.node(&pol.Routes[j], &pol.Routes, pol), "%s: route %q does not exist (routes: %s)", pre, r, strings.Join(names, ", "))
+			p.errAt(p.node(&pol.Routes[j], &pol.Routes, pol), "%s: route %q does not exist (routes: %s)", pre, r, names)
 		}
 	}
 	if l, err := ParseLevel(pol.MaxRisk); err != nil || l == LevelUnknown {
 		p.errAt(p.node(&pol.MaxRisk, pol), "%s.max_risk: unknown risk level %q (want secured, low, medium or high)", pre, pol.MaxRisk)
+	} else if l == LevelHigh && pol.OnUnknown == ActionAllow {
+		p.errAt(p.node(&pol.OnUnknown, pol), "%s.on_unknown: allow contradicts max_risk high, which lets every level through but needs a device known to a vendor (for a policy that never blocks, use mode: report-only)", pre)
 	}
 	for _, a := range []struct {
 		name string
@@ -318,6 +327,8 @@ func (p *parser) checkPolicy(pol *Policy, i int, seen map[string]int, routes map
 		for j, s := range *list.v {
 			if strings.TrimSpace(s) == "" {
 				p.errAt(p.node(&(*list.v)[j], list.v, pol), "%s.%s[%d] is empty", pre, list.name, j)
+			} else if strings.TrimSpace(s) != s {
+				p.errAt(p.node(&(*list.v)[j], list.v, pol), "%s.%s[%d] %q has leading or trailing spaces (it would never match)", pre, list.name, j, s)
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -107,22 +108,44 @@ func (c *CheckPoint) Fetch(ctx context.Context, cursor string) (Page, error) {
 	q := url.Values{}
 	q.Set("limit", strconv.Itoa(c.limit))
 	q.Set("offset", strconv.Itoa(offset))
+	var page Page
+	err := c.http.getJSON(ctx, c.devices+"?"+q.Encode(), func(r io.Reader) (err error) {
+		page, err = decodeCheckPointPage(r, offset, c.limit)
+		return err
+	})
+	if err != nil {
+		return Page{}, fmt.Errorf("checkpoint: %w", err)
+	}
+	return page, nil
+}
+
+// decodeCheckPointPage reads {"meta": {"next"}, "objects": [...]}, the
+// page at offset of at most limit devices.
+func decodeCheckPointPage(r io.Reader, offset, limit int) (Page, error) {
 	var resp struct {
 		Meta *struct {
 			Next flexString `json:"next"`
 		} `json:"meta"`
-		Objects []checkPointDevice `json:"objects"`
+		Objects *[]checkPointDevice `json:"objects"`
 	}
-	if err := c.http.getJSON(ctx, c.devices+"?"+q.Encode(), decodeJSON(&resp)); err != nil {
-		return Page{}, fmt.Errorf("checkpoint: %w", err)
+	if err := decodeOne(r, &resp); err != nil {
+		return Page{}, err
 	}
-	page := Page{Reports: reportsOf(resp.Objects, (*checkPointDevice).report)}
-	more := len(resp.Objects) >= c.limit
+	if resp.Objects == nil {
+		return Page{}, errNoList("objects")
+	}
+	objects := *resp.Objects
+	reports, err := reportsOf(objects, (*checkPointDevice).report)
+	if err != nil {
+		return Page{}, err
+	}
+	page := Page{Reports: reports}
+	more := len(objects) >= limit
 	if resp.Meta != nil {
-		more = resp.Meta.Next != "" && len(resp.Objects) > 0
+		more = resp.Meta.Next != "" && len(objects) > 0
 	}
 	if more {
-		page.NextCursor = strconv.Itoa(offset + len(resp.Objects))
+		page.NextCursor = strconv.Itoa(offset + len(objects))
 		page.HasMore = true
 	}
 	return page, nil

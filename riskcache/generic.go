@@ -46,6 +46,8 @@ type Generic struct {
 	pageSize  int
 	timeout   time.Duration
 	client    *http.Client
+	// maxBody bounds a response body; 0 means MaxResponseBytes.
+	maxBody int64
 }
 
 // NewGeneric returns a Source for a vendor of type generic. A nil client
@@ -69,6 +71,7 @@ func NewGeneric(v policy.Vendor, client *http.Client) *Generic {
 	if g.client == nil {
 		g.client = http.DefaultClient
 	}
+	g.client = sameOriginRedirects(g.client)
 	return g
 }
 
@@ -119,7 +122,11 @@ func (g *Generic) Fetch(ctx context.Context, cursor string) (Page, error) {
 			Body:       string(body),
 		}
 	}
-	return ParsePage(resp.Body, MaxResponseBytes)
+	max := g.maxBody
+	if max <= 0 {
+		max = MaxResponseBytes
+	}
+	return ParsePage(resp.Body, max)
 }
 
 // deviceJSON is one device object of the generic API and the webhook.
@@ -135,15 +142,22 @@ type deviceJSON struct {
 }
 
 type pageJSON struct {
-	Devices    []deviceJSON `json:"devices"`
-	NextCursor string       `json:"next_cursor"`
-	HasMore    bool         `json:"has_more"`
+	// Devices is required: a body without it (an empty object, null, an
+	// error object answered with 200) is not an empty page, which would
+	// end a full sync with every device removed.
+	Devices    *[]deviceJSON `json:"devices"`
+	NextCursor string        `json:"next_cursor"`
+	HasMore    bool          `json:"has_more"`
 }
 
 // ParsePage decodes a generic API page or a webhook body ({"devices":[...]},
 // where the cursor fields are absent), reading at most limit bytes (0: no
 // limit). Risk strings other than secured, low, medium and high mean
-// unknown. Every error is a *DecodeError; nothing is returned with it.
+// unknown. The page is all or nothing: a body without a "devices" array,
+// or with one device that is not understood (no device_id, a bad
+// updated_at, a field of the wrong type), is rejected whole, so that the
+// cache keeps the vendor's last good data for every device on it. Every
+// error is a *DecodeError; nothing is returned with it.
 func ParsePage(r io.Reader, limit int64) (Page, error) {
 	var cr *countingReader
 	if limit > 0 {
@@ -161,8 +175,16 @@ func ParsePage(r io.Reader, limit int64) (Page, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return Page{}, &DecodeError{Err: errors.New("trailing data after JSON object")}
 	}
-	p := Page{NextCursor: pj.NextCursor, HasMore: pj.HasMore, Reports: make([]Report, 0, len(pj.Devices))}
-	for i, d := range pj.Devices {
+	if pj.Devices == nil {
+		return Page{}, &DecodeError{Err: errors.New(`no "devices" array`)}
+	}
+	if pj.HasMore && pj.NextCursor == "" {
+		// Asking for the next page again from the start would loop.
+		return Page{}, &DecodeError{Err: errors.New("has_more without next_cursor")}
+	}
+	devices := *pj.Devices
+	p := Page{NextCursor: pj.NextCursor, HasMore: pj.HasMore, Reports: make([]Report, 0, len(devices))}
+	for i, d := range devices {
 		if d.DeviceID == "" {
 			return Page{}, &DecodeError{Err: fmt.Errorf("device %d: missing device_id", i)}
 		}

@@ -199,6 +199,9 @@ func decodeGraphPage(r io.Reader) ([]Report, string, error) {
 	if !sawValue {
 		return nil, "", errors.New("no value array in response")
 	}
+	if _, err := g.dec.ReadToken(); err != io.EOF {
+		return nil, "", errors.New("trailing data after JSON object")
+	}
 	return reports, next, nil
 }
 
@@ -222,7 +225,8 @@ func (g *graphDecoder) devices() ([]Report, error) {
 			return nil, err
 		}
 		if rep.DeviceID == "" {
-			continue
+			// The page is all or nothing, as for every vendor.
+			return nil, fmt.Errorf("device %d: no id", len(reports))
 		}
 		if eas != "" && eas != rep.DeviceID {
 			alt = append(alt, eas)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -99,17 +100,39 @@ func (l *Lookout) Fetch(ctx context.Context, cursor string) (Page, error) {
 	if cursor != "" {
 		q.Set("oid", cursor)
 	}
-	var resp struct {
-		Devices []lookoutDevice `json:"devices"`
-	}
-	if err := l.http.getJSON(ctx, l.devices+"?"+q.Encode(), decodeJSON(&resp)); err != nil {
+	var page Page
+	err := l.http.getJSON(ctx, l.devices+"?"+q.Encode(), func(r io.Reader) (err error) {
+		page, err = decodeLookoutPage(r, l.limit)
+		return err
+	})
+	if err != nil {
 		return Page{}, fmt.Errorf("lookout: %w", err)
 	}
-	page := Page{Reports: reportsOf(resp.Devices, (*lookoutDevice).report)}
-	if n := len(resp.Devices); n > 0 && n >= l.limit {
-		last := resp.Devices[n-1].OID
+	return page, nil
+}
+
+// decodeLookoutPage reads {"devices": [...]}, a page of at most limit
+// devices; a full page has a next one, after its last oid.
+func decodeLookoutPage(r io.Reader, limit int) (Page, error) {
+	var resp struct {
+		Devices *[]lookoutDevice `json:"devices"`
+	}
+	if err := decodeOne(r, &resp); err != nil {
+		return Page{}, err
+	}
+	if resp.Devices == nil {
+		return Page{}, errNoList("devices")
+	}
+	devices := *resp.Devices
+	reports, err := reportsOf(devices, (*lookoutDevice).report)
+	if err != nil {
+		return Page{}, err
+	}
+	page := Page{Reports: reports}
+	if n := len(devices); n > 0 && n >= limit {
+		last := devices[n-1].OID
 		if last == "" {
-			return Page{}, errors.New("lookout: device without oid, cannot page")
+			return Page{}, errors.New("device without oid, cannot page")
 		}
 		page.NextCursor = string(last)
 		page.HasMore = true

@@ -75,6 +75,8 @@ type vendorHTTP struct {
 	client  *http.Client
 	timeout time.Duration
 	tokens  *tokenCache
+	// maxBody bounds a response body; 0 means MaxResponseBytes.
+	maxBody int64
 }
 
 func newVendorHTTP(v policy.Vendor, client *http.Client, fetch func(ctx context.Context) (*oauth2.Token, error)) vendorHTTP {
@@ -85,7 +87,7 @@ func newVendorHTTP(v policy.Vendor, client *http.Client, fetch func(ctx context.
 	if timeout <= 0 {
 		timeout = defaultTimeout
 	}
-	h := vendorHTTP{client: client, timeout: timeout}
+	h := vendorHTTP{client: sameOriginRedirects(client), timeout: timeout}
 	if fetch != nil {
 		h.tokens = &tokenCache{fetch: fetch}
 	}
@@ -135,10 +137,66 @@ func (h *vendorHTTP) do(ctx context.Context, req *http.Request, decode func(io.R
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return newHTTPError(resp)
 	}
-	if err := decode(resp.Body); err != nil {
+	max := h.maxBody
+	if max <= 0 {
+		max = MaxResponseBytes
+	}
+	if err := decode(limitBody(resp.Body, max)); err != nil {
 		return fmt.Errorf("decode %s: %w", redactURL(req.URL), err)
 	}
 	return nil
+}
+
+// sameOriginRedirects returns a copy of client that follows a redirect
+// only to the scheme, host and port of the request it answers: a vendor (or
+// whoever answers in its name) must not send riskgate's bearer token, or
+// its requests for risk data, to another host, nor from https to http.
+// (net/http drops Authorization only for another domain, keeping it for
+// another port or a subdomain.) A refused redirect is an error.
+func sameOriginRedirects(client *http.Client) *http.Client {
+	c := *client
+	next := client.CheckRedirect
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if !sameOrigin(via[0].URL.String(), req.URL.String()) {
+			return fmt.Errorf("redirect to %s refused: not the origin asked", redactURL(req.URL))
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("stopped after 10 redirects")
+		}
+		return nil
+	}
+	return &c
+}
+
+// limitBody returns r, failing with a *DecodeError once it has given max
+// bytes and would give more, so that a huge answer costs a bounded amount
+// of memory.
+func limitBody(r io.Reader, max int64) io.Reader {
+	return &maxBytesReader{r: r, left: max, max: max}
+}
+
+type maxBytesReader struct {
+	r         io.Reader
+	left, max int64
+}
+
+func (m *maxBytesReader) Read(p []byte) (int, error) {
+	if m.left < 0 {
+		return 0, &DecodeError{Err: fmt.Errorf("body exceeds %d bytes", m.max)}
+	}
+	if int64(len(p)) > m.left+1 {
+		p = p[:m.left+1]
+	}
+	n, err := m.r.Read(p)
+	if int64(n) <= m.left {
+		m.left -= int64(n)
+		return n, err
+	}
+	n, m.left = int(m.left), -1
+	return n, &DecodeError{Err: fmt.Errorf("body exceeds %d bytes", m.max)}
 }
 
 // newHTTPError reads the start of a failed response.

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 
@@ -56,6 +58,25 @@ func decodeJSON(v any) func(io.Reader) error {
 	return func(r io.Reader) error { return json.NewDecoder(r).Decode(v) }
 }
 
+// decodeOne reads exactly one JSON value from r into v: data after it (a
+// second object, an HTML error page appended by a proxy) is an error.
+func decodeOne(r io.Reader, v any) error {
+	dec := json.NewDecoder(r)
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("trailing data after JSON value")
+	}
+	return nil
+}
+
+// errNoList is a page whose device list is absent or null: not an empty
+// page, which would end a full sync with every device removed.
+func errNoList(member string) error {
+	return fmt.Errorf("no %q array in response", member)
+}
+
 // post sends body to u as contentType, with bearer as the Authorization
 // when it is set, and decodes a 2xx JSON answer into out. It does not use
 // the token cache: it is how tokens are fetched.
@@ -81,16 +102,20 @@ func (h *vendorHTTP) postJSON(ctx context.Context, u string, in, out any) error 
 	return h.post(ctx, u, "application/json", bytes.NewReader(body), "", out)
 }
 
-// reportsOf turns a page of vendor devices into reports, leaving out the
-// devices report rejects (those without an id).
-func reportsOf[D any](devices []D, report func(*D) (Report, bool)) []Report {
+// reportsOf turns a page of vendor devices into reports. A device report
+// rejects (one without an id) rejects the whole page: a vendor answer that
+// is wrong in part is not trusted in part, and the cache keeps the
+// vendor's last good data for every device on the page.
+func reportsOf[D any](devices []D, report func(*D) (Report, bool)) ([]Report, error) {
 	reports := make([]Report, 0, len(devices))
 	for i := range devices {
-		if rep, ok := report(&devices[i]); ok {
-			reports = append(reports, rep)
+		rep, ok := report(&devices[i])
+		if !ok {
+			return nil, fmt.Errorf("device %d: no id", i)
 		}
+		reports = append(reports, rep)
 	}
-	return reports
+	return reports, nil
 }
 
 // deviceIDs picks the id a device is reported under, mdm (the MDM's id)

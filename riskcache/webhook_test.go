@@ -1,12 +1,14 @@
 package riskcache
 
 import (
+	"encoding/hex"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -161,4 +163,118 @@ func TestWebhookPathWithoutMux(t *testing.T) {
 	rec = httptest.NewRecorder()
 	wh.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/.riskgate/webhook/acme", nil))
 	assert.Equal(t, http.StatusMethodNotAllowed, rec.Code)
+}
+
+// padded returns a valid webhook body of exactly n bytes.
+func padded(n int) string {
+	const head, tail = `{"devices":[]`, `}`
+	return head + strings.Repeat(" ", n-len(head)-len(tail)) + tail
+}
+
+func TestWebhookEdges(t *testing.T) {
+	now := newClock().Now()
+	ts := strconv.FormatInt(now.Unix(), 10)
+	mac := func(ts, body string) string { return hex.EncodeToString(signature("whsec", ts, []byte(body))) }
+	tests := []struct {
+		name, sig, body, contentType string
+		status                       int
+		result                       string
+	}{
+		{name: "exactly 5 minutes in the future", sig: Sign("whsec", now.Add(WebhookTolerance), []byte(hookBody)), body: hookBody, status: 200, result: WebhookOK},
+		{name: "5 minutes and 1 second in the future", sig: Sign("whsec", now.Add(WebhookTolerance+time.Second), []byte(hookBody)), body: hookBody, status: 401, result: WebhookExpired},
+		{name: "exactly 5 minutes old", sig: Sign("whsec", now.Add(-WebhookTolerance), []byte(hookBody)), body: hookBody, status: 200, result: WebhookOK},
+		{name: "non-numeric t", sig: "t=now,v1=" + mac("now", hookBody), body: hookBody, status: 401, result: WebhookBadSignature},
+		{name: "t with a fraction", sig: "t=" + ts + ".5,v1=" + mac(ts+".5", hookBody), body: hookBody, status: 401, result: WebhookBadSignature},
+		{name: "t far out of range", sig: "t=99999999999999999999,v1=" + mac("99999999999999999999", hookBody), body: hookBody, status: 401, result: WebhookBadSignature},
+		{name: "t the largest int64", sig: "t=9223372036854775807,v1=" + mac("9223372036854775807", hookBody), body: hookBody, status: 401, result: WebhookExpired},
+		{name: "t the smallest int64", sig: "t=-9223372036854775808,v1=" + mac("-9223372036854775808", hookBody), body: hookBody, status: 401, result: WebhookExpired},
+		{name: "two t values", sig: "t=" + ts + ",t=" + ts + ",v1=" + mac(ts, hookBody), body: hookBody, status: 401, result: WebhookBadSignature},
+		{name: "several v1, one good", sig: "t=" + ts + ",v1=" + strings.Repeat("00", 32) + ",v1=" + mac(ts, hookBody) + ",v1=" + strings.Repeat("ff", 32), body: hookBody, status: 200, result: WebhookOK},
+		{name: "several v1, none good", sig: "t=" + ts + ",v1=" + strings.Repeat("00", 32) + ",v1=" + strings.Repeat("ff", 32), body: hookBody, status: 401, result: WebhookBadSignature},
+		{name: "short v1", sig: "t=" + ts + ",v1=" + mac(ts, hookBody)[:62], body: hookBody, status: 401, result: WebhookBadSignature},
+		{name: "v0 only", sig: "t=" + ts + ",v0=" + mac(ts, hookBody), body: hookBody, status: 401, result: WebhookBadSignature},
+		{name: "signature over another body", sig: Sign("whsec", now, []byte(`{"devices":[]}`)), body: hookBody, status: 401, result: WebhookBadSignature},
+		{name: "body of exactly 1 MiB", sig: Sign("whsec", now, []byte(padded(MaxWebhookBody))), body: padded(MaxWebhookBody), status: 200, result: WebhookOK},
+		{name: "body of 1 MiB and 1 byte", sig: Sign("whsec", now, []byte(padded(MaxWebhookBody+1))), body: padded(MaxWebhookBody + 1), status: 413, result: WebhookTooLarge},
+		// The signature, not the content type, authenticates a push: a
+		// vendor's sender that labels JSON text/plain still works, and a
+		// browser's cross-site form post cannot sign.
+		{name: "text/plain content type", sig: Sign("whsec", now, []byte(hookBody)), body: hookBody, contentType: "text/plain", status: 200, result: WebhookOK},
+		{name: "form content type, unsigned", body: "devices=x", contentType: "application/x-www-form-urlencoded", status: 401, result: WebhookBadSignature},
+		{name: "valid signature, body not a page", sig: Sign("whsec", now, []byte(`{"devices":{}}`)), body: `{"devices":{}}`, status: 400, result: WebhookBadRequest},
+		{name: "valid signature, no devices", sig: Sign("whsec", now, []byte(`{}`)), body: `{}`, status: 400, result: WebhookBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newWebhookFixture(t)
+			f.cache.Apply("acme", []Report{{DeviceID: "d1", Level: policy.LevelSecured}})
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, f.srv.URL+"/.riskgate/webhook/acme", strings.NewReader(tt.body))
+			require.NoError(t, err)
+			if tt.sig != "" {
+				req.Header.Set(SignatureHeader, tt.sig)
+			}
+			if tt.contentType != "" {
+				req.Header.Set("Content-Type", tt.contentType)
+			}
+			resp, err := f.srv.Client().Do(req)
+			require.NoError(t, err)
+			resp.Body.Close()
+			assert.Equal(t, tt.status, resp.StatusCode)
+			assert.Equal(t, 1.0, f.events("acme", tt.result))
+			if tt.status != http.StatusOK {
+				assert.Equal(t, policy.LevelSecured, f.cache.Lookup("d1").Level, "a refused push changes nothing")
+			}
+		})
+	}
+}
+
+func TestWebhookReplayAfterWindow(t *testing.T) {
+	f := newWebhookFixture(t)
+	s := Sign("whsec", f.clock.Now(), []byte(hookBody))
+	status, _ := f.post(t, "acme", s, hookBody)
+	require.Equal(t, http.StatusOK, status)
+	f.cache.Apply("acme", []Report{{DeviceID: "d1", Level: policy.LevelSecured}})
+
+	// Once the signature has left the window it is refused as expired,
+	// though the seen set has forgotten it.
+	f.clock.Add(WebhookTolerance + time.Second)
+	status, _ = f.post(t, "acme", Sign("whsec", f.clock.Now(), []byte(`{"devices":[]}`)), `{"devices":[]}`)
+	require.Equal(t, http.StatusOK, status, "a new push evicts the expired signature")
+	status, _ = f.post(t, "acme", s, hookBody)
+	assert.Equal(t, http.StatusUnauthorized, status)
+	assert.Equal(t, 1.0, f.events("acme", WebhookExpired))
+	assert.Equal(t, policy.LevelSecured, f.cache.Lookup("d1").Level)
+}
+
+func TestWebhookConcurrentIdenticalPushes(t *testing.T) {
+	f := newWebhookFixture(t)
+	s := Sign("whsec", f.clock.Now(), []byte(hookBody))
+	const n = 16
+	statuses := make(chan int, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			req, err := http.NewRequest(http.MethodPost, f.srv.URL+"/.riskgate/webhook/acme", strings.NewReader(hookBody))
+			if err != nil {
+				statuses <- 0
+				return
+			}
+			req.Header.Set(SignatureHeader, s)
+			resp, err := f.srv.Client().Do(req)
+			if err != nil {
+				statuses <- 0
+				return
+			}
+			resp.Body.Close()
+			statuses <- resp.StatusCode
+		})
+	}
+	wg.Wait()
+	close(statuses)
+	count := map[int]int{}
+	for s := range statuses {
+		count[s]++
+	}
+	assert.Equal(t, map[int]int{http.StatusOK: 1, http.StatusUnauthorized: n - 1}, count)
+	assert.Equal(t, float64(n-1), f.events("acme", WebhookReplay))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -102,15 +103,36 @@ func (z *Zimperium) Fetch(ctx context.Context, cursor string) (Page, error) {
 		q.Set("scrollId", cursor)
 		u = z.next
 	}
-	var resp struct {
-		Content  []zimperiumDevice `json:"content"`
-		ScrollID string            `json:"scrollId"`
-	}
-	if err := z.http.getJSON(ctx, u+"?"+q.Encode(), decodeJSON(&resp)); err != nil {
+	var page Page
+	err := z.http.getJSON(ctx, u+"?"+q.Encode(), func(r io.Reader) (err error) {
+		page, err = decodeZimperiumPage(r, z.size)
+		return err
+	})
+	if err != nil {
 		return Page{}, fmt.Errorf("zimperium: %w", err)
 	}
-	page := Page{Reports: reportsOf(resp.Content, (*zimperiumDevice).report)}
-	if len(resp.Content) >= z.size && resp.ScrollID != "" {
+	return page, nil
+}
+
+// decodeZimperiumPage reads {"content": [...], "scrollId": S}, a page of
+// at most size devices; a full page with a scroll id has a next one.
+func decodeZimperiumPage(r io.Reader, size int) (Page, error) {
+	var resp struct {
+		Content  *[]zimperiumDevice `json:"content"`
+		ScrollID string             `json:"scrollId"`
+	}
+	if err := decodeOne(r, &resp); err != nil {
+		return Page{}, err
+	}
+	if resp.Content == nil {
+		return Page{}, errNoList("content")
+	}
+	reports, err := reportsOf(*resp.Content, (*zimperiumDevice).report)
+	if err != nil {
+		return Page{}, err
+	}
+	page := Page{Reports: reports}
+	if len(reports) >= size && resp.ScrollID != "" {
 		page.NextCursor = resp.ScrollID
 		page.HasMore = true
 	}

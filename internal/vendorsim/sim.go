@@ -24,6 +24,19 @@ type Fault struct {
 	Garbage bool
 	// Token applies the fault to the token endpoint instead.
 	Token bool
+	// Body, when set, is sent verbatim instead of the error body (a
+	// truncated page, HTML from a captive portal, JSON of the wrong shape).
+	Body string
+	// Empty sends no body at all.
+	Empty bool
+	// ContentType replaces application/json.
+	ContentType string
+	// Location, when set, is sent as the Location header (with a 3xx
+	// Status, a redirect).
+	Location string
+	// Hang, when not nil, holds the answer back until it is closed: a
+	// vendor that does not answer in time.
+	Hang <-chan struct{}
 }
 
 // garbageBody is what a Garbage fault sends.
@@ -91,18 +104,32 @@ func (c *core) fault(w http.ResponseWriter, token bool) bool {
 	if !found {
 		return false
 	}
+	if f.Hang != nil {
+		<-f.Hang
+	}
 	if f.RetryAfter != "" {
 		w.Header().Set("Retry-After", f.RetryAfter)
+	}
+	if f.Location != "" {
+		w.Header().Set("Location", f.Location)
 	}
 	status := f.Status
 	if status == 0 {
 		status = http.StatusOK
 	}
-	w.Header().Set("Content-Type", "application/json")
+	ct := f.ContentType
+	if ct == "" {
+		ct = "application/json"
+	}
+	w.Header().Set("Content-Type", ct)
 	w.WriteHeader(status)
-	if f.Garbage {
+	switch {
+	case f.Empty:
+	case f.Body != "":
+		_, _ = w.Write([]byte(f.Body))
+	case f.Garbage:
 		_, _ = w.Write([]byte(garbageBody))
-	} else {
+	default:
 		_, _ = w.Write([]byte(`{"error":"simulated fault"}`))
 	}
 	return true
