@@ -650,7 +650,8 @@ func (s *vendorStore) apply(r *Report, now, since uint32) bool {
 	case existed && old.level == level:
 		rec.since = old.since
 	case rec.updated != 0 && !existed:
-		rec.since = rec.updated
+		// A vendor clock ahead of ours must not extend a grace period.
+		rec.since = min(rec.updated, now)
 	default:
 		// The level changed now, as far as riskgate can tell; the vendor's
 		// timestamp may predate the change (or be missing).

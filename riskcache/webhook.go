@@ -40,6 +40,7 @@ const (
 	WebhookBadRequest    = "bad_request"
 	WebhookTooLarge      = "too_large"
 	WebhookUnknownVendor = "unknown_vendor"
+	WebhookBusy          = "busy"
 )
 
 // WebhookOptions configure a Webhook.
@@ -184,8 +185,13 @@ func (w *Webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		w.fail(rw, vendor, WebhookBadRequest, http.StatusBadRequest, "invalid JSON body")
 		return
 	}
-	if !w.remember(vendor+":"+hex.EncodeToString(matched), unix+int64(WebhookTolerance/time.Second), now.Unix()) {
+	switch w.remember(vendor+":"+hex.EncodeToString(matched), unix+int64(WebhookTolerance/time.Second), now.Unix()) {
+	case rememberReplay:
 		w.fail(rw, vendor, WebhookReplay, http.StatusUnauthorized, "replayed signature")
+		return
+	case rememberFull:
+		rw.Header().Set("Retry-After", "5")
+		w.fail(rw, vendor, WebhookBusy, http.StatusServiceUnavailable, "too many webhook deliveries; retry later")
 		return
 	}
 	n := w.cache.Apply(vendor, page.Reports)
@@ -229,10 +235,17 @@ func parseSignature(h string) (ts string, sigs [][]byte, ok bool) {
 
 // remember records key until expiry and reports whether it was new. Expired
 // keys are dropped first; when the set is full the oldest goes.
-func (w *Webhook) remember(key string, expiry, now int64) bool {
+// Outcomes of remember.
+const (
+	rememberOK = iota
+	rememberReplay
+	rememberFull
+)
+
+func (w *Webhook) remember(key string, expiry, now int64) int {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	for w.head < len(w.order) && (w.order[w.head].expiry < now || len(w.order)-w.head >= w.maxSeen) {
+	for w.head < len(w.order) && w.order[w.head].expiry < now {
 		if old := w.order[w.head]; w.seen[old.key] == old.expiry {
 			delete(w.seen, old.key)
 		}
@@ -247,9 +260,15 @@ func (w *Webhook) remember(key string, expiry, now int64) bool {
 		w.head = 0
 	}
 	if exp, ok := w.seen[key]; ok && exp >= now {
-		return false
+		return rememberReplay
+	}
+	if len(w.order)-w.head >= w.maxSeen {
+		// Full of signatures still inside the window: forgetting one would
+		// let it be replayed, so refuse (the vendor retries) rather than
+		// forget.
+		return rememberFull
 	}
 	w.seen[key] = expiry
 	w.order = append(w.order, seenSig{key: key, expiry: expiry})
-	return true
+	return rememberOK
 }

@@ -139,14 +139,17 @@ func TestWebhookSecretRotation(t *testing.T) {
 
 func TestWebhookSeenSetIsBounded(t *testing.T) {
 	w := NewWebhook(WebhookOptions{Cache: New(Options{}), MaxSeen: 3})
-	for i := range 10 {
-		assert.True(t, w.remember(strconv.Itoa(i), 1000, 0))
+	for i := range 3 {
+		assert.Equal(t, rememberOK, w.remember(strconv.Itoa(i), 1000, 0))
 	}
+	assert.Equal(t, rememberReplay, w.remember("2", 1000, 0))
+	// Full of signatures still inside their window: a new one is refused
+	// (the vendor retries) and none is forgotten, so none can be replayed.
+	assert.Equal(t, rememberFull, w.remember("3", 1000, 0))
+	assert.Equal(t, rememberReplay, w.remember("0", 1000, 0), "never forgotten while inside the window")
 	assert.Len(t, w.seen, 3)
-	assert.False(t, w.remember("9", 1000, 0))
-	assert.True(t, w.remember("0", 1000, 0), "forgotten when the set was full")
-	// Expired signatures are forgotten.
-	assert.True(t, w.remember("late", 3000, 2000))
+	// Expired signatures are forgotten, making room.
+	assert.Equal(t, rememberOK, w.remember("late", 3000, 2000))
 	assert.LessOrEqual(t, len(w.seen), 1)
 }
 
