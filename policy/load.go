@@ -49,6 +49,7 @@ func Parse(path string, data []byte, getenv func(string) string) (*Config, error
 		failed: map[*yaml.Node]bool{},
 	}
 	cfg := &Config{Path: path}
+	data, p.envRefs = protectEnvRefs(data)
 	root, err := p.parseYAML(data)
 	if err != nil {
 		return nil, Errors{*err}
@@ -81,6 +82,9 @@ type parser struct {
 	file   string
 	dir    string
 	getenv func(string) string
+	// envRefs maps the placeholders protectEnvRefs put in the raw file to
+	// the ${...} references they stand for.
+	envRefs map[string]string
 	root   *yaml.Node
 	errs   Errors
 	// pos maps a pointer to a decoded value (a field, a slice element, or a
@@ -235,6 +239,7 @@ func (p *parser) node(keys ...any) *yaml.Node {
 // stay those of the file. Keys are not expanded; aliases are skipped (their
 // anchor is expanded where it stands).
 func (p *parser) expand(n *yaml.Node) {
+	p.restoreEnvRefs(n)
 	switch n.Kind {
 	case yaml.DocumentNode, yaml.SequenceNode:
 		for _, c := range n.Content {
@@ -257,6 +262,71 @@ func (p *parser) expand(n *yaml.Node) {
 }
 
 var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// envRefRE finds ${NAME} and ${NAME:-default} references in the raw file.
+var envRefRE = regexp.MustCompile(`\$\{[A-Za-z_][A-Za-z0-9_]*(?::-[^}\n]*)?\}`)
+
+// protectEnvRefs replaces every ${...} reference in the raw file with a
+// placeholder of the same length made of characters YAML treats as plain
+// text, so that DESIGN.md's own example,
+// `session: {secret: ${RISKGATE_SESSION_SECRET}, ttl: 8h}`, parses: in a
+// flow mapping the braces of "${...}" would otherwise end the mapping.
+// Variables are still expanded after parsing, on values only, so a value
+// can never inject YAML. Placeholders keep every line and column as written.
+func protectEnvRefs(data []byte) ([]byte, map[string]string) {
+	locs := envRefRE.FindAllIndex(data, -1)
+	if len(locs) == 0 {
+		return data, nil
+	}
+	out := append([]byte(nil), data...)
+	refs := make(map[string]string, len(locs))
+	for i, loc := range locs {
+		if loc[0] > 0 && data[loc[0]-1] == '$' {
+			continue // "$${" is a literal "${"
+		}
+		orig := string(data[loc[0]:loc[1]])
+		ph := ""
+		for _, fill := range []string{"~", "^", "%", "="} {
+			c := "$" + fill + strconv.FormatInt(int64(i), 16) + fill
+			if len(c) < len(orig) {
+				c += strings.Repeat(fill, len(orig)-len(c))
+			}
+			if !bytes.Contains(data, []byte(c)) {
+				if _, taken := refs[c]; !taken {
+					ph = c
+					break
+				}
+			}
+		}
+		if ph == "" || len(ph) != len(orig) {
+			continue // leave it as written: the YAML parser reports it
+		}
+		refs[ph] = orig
+		copy(out[loc[0]:loc[1]], ph)
+	}
+	return out, refs
+}
+
+// restoreEnvRefs puts the ${...} references back into the scalars of n (keys
+// included, so that messages quote what the admin wrote).
+func (p *parser) restoreEnvRefs(n *yaml.Node) {
+	if len(p.envRefs) == 0 {
+		return
+	}
+	if n.Kind == yaml.ScalarNode {
+		if strings.Contains(n.Value, "$") {
+			for ph, orig := range p.envRefs {
+				n.Value = strings.ReplaceAll(n.Value, ph, orig)
+			}
+		}
+		return
+	}
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i < len(n.Content); i += 2 {
+			p.restoreEnvRefs(n.Content[i]) // keys; values are restored by expand
+		}
+	}
+}
 
 // expandEnv replaces ${NAME} and ${NAME:-default} in s; "$${" is a literal
 // "${".

@@ -1,0 +1,56 @@
+package policy
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestDesignExampleConfig: the configuration example of DESIGN.md, written
+// exactly as there (its flow mapping holds a ${VAR}), loads.
+func TestDesignExampleConfig(t *testing.T) {
+	env := map[string]string{
+		"RISKGATE_CLIENT_SECRET":  "client-secret",
+		"RISKGATE_SESSION_SECRET": "0123456789abcdef0123456789abcdef",
+		"ACME_TOKEN":              "acme-token",
+		"ACME_WEBHOOK_SECRET":     "acme-webhook-secret",
+	}
+	cfg, err := Load("testdata/design/config.yaml", func(k string) string { return env[k] })
+	require.NoError(t, err)
+	assert.Equal(t, env["RISKGATE_SESSION_SECRET"], cfg.Auth.Session.Secret)
+	assert.Equal(t, "8h0m0s", cfg.Auth.Session.TTL.String())
+	assert.Equal(t, "acme-token", cfg.Risk.Vendors[0].Token)
+}
+
+// TestEnvRefsInFlowMappings: a variable inside a flow mapping expands, its
+// value is never parsed as YAML, and errors keep the written column.
+func TestEnvRefsInFlowMappings(t *testing.T) {
+	const y = `auth:
+  issuer: https://idp.example.com
+  client_id: riskgate
+  session: {secret: ${S}, ttl: 8h}
+routes:
+  - {name: mail, upstream: "${UP:-http://127.0.0.1:1}", path_prefix: /}
+`
+	hostile := "x}, cookie_name: evil, z: {" + "0123456789abcdef"
+	cfg, err := Parse("flow.yaml", []byte(y), func(k string) string {
+		if k == "S" {
+			return hostile
+		}
+		return ""
+	})
+	require.NoError(t, err)
+	assert.Equal(t, hostile, cfg.Auth.Session.Secret, "a value is never YAML")
+	assert.Equal(t, "_riskgate", cfg.Auth.Session.CookieName)
+	assert.Equal(t, "http://127.0.0.1:1", cfg.Routes[0].Upstream)
+
+	_, err = Parse("flow.yaml", []byte(y), func(string) string { return "" })
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "flow.yaml:4:21: environment variable S is not set")
+
+	// "$${" stays a literal "${".
+	cfg, err = Parse("lit.yaml", []byte("auth: {issuer: https://idp.example.com, client_id: \"a$${B}\"}\nroutes: [{name: r, upstream: http://x.example}]\n"), nil)
+	require.NoError(t, err)
+	assert.Equal(t, "a${B}", cfg.Auth.ClientID)
+}
