@@ -85,8 +85,8 @@ type parser struct {
 	// envRefs maps the placeholders protectEnvRefs put in the raw file to
 	// the ${...} references they stand for.
 	envRefs map[string]string
-	root   *yaml.Node
-	errs   Errors
+	root    *yaml.Node
+	errs    Errors
 	// pos maps a pointer to a decoded value (a field, a slice element, or a
 	// mapEntry) to the node it was decoded from, for messages.
 	pos    map[any]*yaml.Node
