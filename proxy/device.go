@@ -108,6 +108,14 @@ func parsePrefix(s string) (netip.Prefix, error) {
 // identify returns the first device id yielded by a source. id may be nil
 // (claim sources then yield nothing).
 func (ds deviceSources) identify(r *http.Request, id *Identity) Device {
+	// A device header from a peer outside trusted_cidrs is a client's
+	// claim: it is not used, and not passed upstream either, where an app
+	// might trust it.
+	for i := range ds {
+		if s := &ds[i]; s.kind == sourceHeader && len(r.Header[s.name]) > 0 && !peerTrusted(r.RemoteAddr, s.trusted) {
+			delete(r.Header, s.name)
+		}
+	}
 	for i := range ds {
 		s := &ds[i]
 		raw := s.lookup(r, id)

@@ -768,3 +768,23 @@ func TestNonCanonicalPathsRefused(t *testing.T) {
 	}
 	assert.Empty(t, h.upstream.received())
 }
+
+// TestUntrustedDeviceHeaderNotForwarded: a device header from a peer
+// outside trusted_cidrs is neither used nor passed to the upstream.
+func TestUntrustedDeviceHeaderNotForwarded(t *testing.T) {
+	h := newHarness(t, testConfig)
+	tok := h.token(t, alice, map[string]any{"deviceid": "d-ok"})
+	for _, tc := range []struct {
+		peer string
+		want string
+	}{
+		{"192.0.2.7:40000", ""},
+		{"10.1.2.3:40000", "spoofed-or-not"},
+	} {
+		rec := h.serveFrom(t, tc.peer, "http://mail.test/", bearerHeader(tok, "X-Device-Id", "spoofed-or-not", "Accept", "application/json"))
+		require.Equal(t, http.StatusOK, rec.Code, rec.Body.String())
+		got := h.upstream.last(t).Header
+		assert.Equal(t, tc.want, got.Get("X-Device-Id"), tc.peer)
+		assert.Equal(t, "d-ok", got.Get("X-Riskgate-Device-Id"))
+	}
+}
