@@ -78,7 +78,9 @@ type Session struct {
 	Secrets []string `yaml:"secrets"`
 	// TTL is the session lifetime. Default 8h.
 	TTL Duration `yaml:"ttl"`
-	// CookieName default "_riskgate".
+	// CookieName is the session cookie's name. Default "__Host-riskgate"
+	// when redirect_url is https (the prefix binds the cookie to this host),
+	// else "_riskgate".
 	CookieName string `yaml:"cookie_name"`
 }
 

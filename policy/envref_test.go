@@ -54,3 +54,16 @@ routes:
 	require.NoError(t, err)
 	assert.Equal(t, "a${B}", cfg.Auth.ClientID)
 }
+
+func TestDefaultCookieName(t *testing.T) {
+	for redirect, want := range map[string]string{
+		"https://mail.corp.example/.riskgate/callback": "__Host-riskgate",
+		"http://127.0.0.1:8080/.riskgate/callback":     "_riskgate",
+		"": "_riskgate",
+	} {
+		y := "auth: {issuer: https://idp.example.com, client_id: rg, redirect_url: \"" + redirect + "\"}\nroutes: [{name: r, upstream: http://x.example}]\n"
+		cfg, err := Parse("c.yaml", []byte(y), nil)
+		require.NoError(t, err, redirect)
+		assert.Equal(t, want, cfg.Auth.Session.CookieName, redirect)
+	}
+}

@@ -45,7 +45,13 @@ func (p *parser) applyDefaults(c *Config) {
 	def(&c.Auth.UserClaim, "email")
 	def(&c.Auth.GroupsClaim, "groups")
 	defDur(&c.Auth.Session.TTL, 8*time.Hour)
-	def(&c.Auth.Session.CookieName, "_riskgate")
+	if strings.HasPrefix(strings.ToLower(c.Auth.RedirectURL), "https://") {
+		// Served over HTTPS: the __Host- prefix makes browsers refuse a
+		// session cookie planted by a sibling subdomain (RFC 6265bis 4.1.3.2).
+		def(&c.Auth.Session.CookieName, "__Host-riskgate")
+	} else {
+		def(&c.Auth.Session.CookieName, "_riskgate")
+	}
 
 	defDur(&c.Risk.MaxAge, 24*time.Hour)
 	if c.Risk.CacheSize == 0 {
