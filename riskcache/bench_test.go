@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/riskgate/riskgate/policy"
 )
 
@@ -157,4 +160,38 @@ func BenchmarkLookupAt(b *testing.B) {
 			i++
 		}
 	})
+}
+
+// TestLookupRealClockStaleness covers the real clock (Options.Now nil),
+// whose look-ups judge staleness on the monotonic clock when the sync time
+// has a monotonic reading and on the wall clock otherwise.
+func TestLookupRealClockStaleness(t *testing.T) {
+	id := benchID(1)
+	tests := []struct {
+		name      string
+		synced    func() time.Time
+		wantStale bool
+	}{
+		{"synced now", time.Now, false},
+		{"synced now without monotonic reading", func() time.Time { return time.Now().Round(0) }, false},
+		{"synced long ago", func() time.Time { return time.Now().Add(-2 * time.Hour) }, true},
+		{"synced long ago without monotonic reading", func() time.Time { return time.Now().Add(-2 * time.Hour).Round(0) }, true},
+		{"synced in the future", func() time.Time { return time.Now().Add(time.Hour / 2) }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := New(Options{Size: 10, MaxAge: time.Hour, Vendors: []string{"acme"}})
+			require.Equal(t, 1, c.Apply("acme", []Report{{DeviceID: id, Level: policy.LevelLow}}))
+			c.MarkSynced("acme", tt.synced())
+			r := c.Lookup(id)
+			require.True(t, r.Known)
+			assert.Equal(t, tt.wantStale, r.Stale)
+			// LookupAt judges at the time it is given.
+			assert.Equal(t, tt.wantStale, c.LookupAt(id, time.Now()).Stale)
+			assert.True(t, c.LookupAt(id, time.Now().Add(3*time.Hour)).Stale)
+			// MaxAge zero: never stale once synced.
+			c.SetMaxAge(0)
+			assert.False(t, c.Lookup(id).Stale)
+		})
+	}
 }

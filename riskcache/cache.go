@@ -48,6 +48,11 @@ type Cache struct {
 	maxAge atomic.Int64 // nanoseconds; a reload may change it
 	now    func() time.Time
 	keys   keyer
+	// base is when the cache was made, read from the real clock, when Now
+	// is the real clock (Options.Now nil); otherwise zero. Look-ups then
+	// judge staleness by the monotonic clock since base (see syncMark),
+	// which costs about half as much to read as time.Now.
+	base time.Time
 
 	// mu serialises SetVendors; readers only load vendors.
 	mu      sync.Mutex
@@ -400,7 +405,15 @@ type vendorStore struct {
 	// lastSync is the unix-nano time of the last successful sync (or of
 	// the restored state); 0 means never.
 	lastSync atomic.Int64
+	// mark is the last MarkSynced time on the monotonic clock, when it had
+	// a monotonic reading and the cache reads the real clock; nil
+	// otherwise. It only counts while lastSync still holds its wall time.
+	mark atomic.Pointer[syncMark]
 }
+
+// syncMark is a sync time on both clocks: wall is unix nanoseconds, mono
+// the monotonic time since Cache.base.
+type syncMark struct{ wall, mono int64 }
 
 // New returns a cache for opts.Vendors.
 func New(opts Options) *Cache {
@@ -411,6 +424,7 @@ func New(opts Options) *Cache {
 	}
 	if c.now == nil {
 		c.now = time.Now
+		c.base = time.Now()
 	}
 	c.SetVendors(opts.Vendors)
 	return c
@@ -502,15 +516,45 @@ func (c *Cache) fresh(s *vendorStore, now int64) bool {
 // or alternative). The worst level among fresh vendors wins; when every
 // vendor that knows the device is stale, the worst stale report is returned
 // with Stale set. Ties go to the vendor listed first.
-func (c *Cache) Lookup(id string) Risk { return c.lookup(id, 0, false) }
+func (c *Cache) Lookup(id string) Risk { return c.lookup(id, lookupClock{c: c}) }
 
 // LookupAt is Lookup with the time already read by the caller (the proxy
 // reads the clock once per request): staleness is judged at now.
 func (c *Cache) LookupAt(id string, now time.Time) Risk {
-	return c.lookup(id, now.UnixNano(), true)
+	return c.lookup(id, lookupClock{c: c, wall: now.UnixNano(), haveWall: true})
 }
 
-func (c *Cache) lookup(id string, now int64, haveNow bool) Risk {
+// lookupClock reads the clock for a look-up at most once, and only if some
+// vendor's freshness depends on it.
+type lookupClock struct {
+	c                  *Cache
+	wall, mono         int64
+	haveWall, haveMono bool
+}
+
+// fresh reports whether s's data counts as fresh now.
+func (lc *lookupClock) fresh(s *vendorStore) bool {
+	last := s.lastSync.Load()
+	if last == 0 {
+		return false
+	}
+	maxAge := lc.c.maxAge.Load()
+	if maxAge <= 0 {
+		return true
+	}
+	if !lc.haveWall {
+		if m := s.mark.Load(); m != nil && m.wall == last {
+			if !lc.haveMono {
+				lc.mono, lc.haveMono = int64(time.Since(lc.c.base)), true
+			}
+			return lc.mono-m.mono <= maxAge
+		}
+		lc.wall, lc.haveWall = lc.c.now().UnixNano(), true
+	}
+	return lc.wall-last <= maxAge
+}
+
+func (c *Cache) lookup(id string, clock lookupClock) Risk {
 	key, _ := c.keys.key(id)
 	si := stripeOf(key)
 	var (
@@ -542,10 +586,7 @@ func (c *Cache) lookup(id string, now int64, haveNow bool) Risk {
 		if !ok {
 			continue
 		}
-		if !haveNow {
-			now, haveNow = c.now().UnixNano(), true
-		}
-		f := c.fresh(s, now)
+		f := clock.fresh(s)
 		switch {
 		case bestStore == nil,
 			f && !bestFresh,
@@ -833,7 +874,15 @@ func (c *Cache) ReplaceAll(vendor string, reports []Report) {
 // MarkSynced records a successful sync of vendor at at.
 func (c *Cache) MarkSynced(vendor string, at time.Time) {
 	if s := c.store(vendor); s != nil {
-		s.lastSync.Store(at.UnixNano())
+		wall := at.UnixNano()
+		var m *syncMark
+		// at != at.Round(0) when at has a monotonic reading (Round(0) strips
+		// it), so at.Sub(c.base) is on the monotonic clock.
+		if !c.base.IsZero() && at != at.Round(0) {
+			m = &syncMark{wall: wall, mono: int64(at.Sub(c.base))}
+		}
+		s.mark.Store(m)
+		s.lastSync.Store(wall)
 	}
 }
 
