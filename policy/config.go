@@ -33,6 +33,10 @@ type Server struct {
 	// UpstreamTimeout bounds the wait for an upstream's response headers.
 	// Default 30s; zero means the default.
 	UpstreamTimeout Duration `yaml:"upstream_timeout"`
+	// BodyIdleTimeout bounds how long a request body may send nothing
+	// (a slow-body attack holds a connection to the upstream); a large
+	// upload that keeps sending is never cut. Default 60s.
+	BodyIdleTimeout Duration `yaml:"body_idle_timeout"`
 }
 
 // TLS names PEM files. Empty means plain HTTP.

@@ -35,6 +35,7 @@ func (p *parser) applyDefaults(c *Config) {
 	def(&c.Server.AdminListen, "127.0.0.1:9090")
 	defDur(&c.Server.ShutdownTimeout, 15*time.Second)
 	defDur(&c.Server.UpstreamTimeout, 30*time.Second)
+	defDur(&c.Server.BodyIdleTimeout, 60*time.Second)
 
 	if len(c.Auth.Scopes) == 0 {
 		c.Auth.Scopes = []string{"openid", "email", "profile"}

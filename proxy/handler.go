@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
@@ -221,6 +222,9 @@ func (p *Proxy) access(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		r = r.WithContext(ctx)
 	}
+	if r.Body != nil && r.Body != http.NoBody && s.bodyIdle > 0 {
+		r.Body = &idleBody{rc: r.Body, ctl: http.NewResponseController(w), idle: s.bodyIdle}
+	}
 	rt.proxy.ServeHTTP(w, r)
 }
 
@@ -379,6 +383,7 @@ type Snapshot struct {
 	respond    *responder
 	noRoute    prometheus.Observer // duration of requests matching no route
 	noLogin    bool
+	bodyIdle   time.Duration // server.body_idle_timeout
 }
 
 // routeState is a route's reverse proxy and precomputed metric children.
@@ -417,6 +422,7 @@ func NewSnapshot(opts SnapshotOptions) (*Snapshot, error) {
 	plain := NewPlainPages()
 	s := &Snapshot{
 		noLogin:    opts.NoLogin,
+		bodyIdle:   cfg.Server.BodyIdleTimeout.Duration,
 		set:        opts.Policy,
 		auth:       append([]Authenticator(nil), opts.Authenticators...),
 		devices:    devices,
@@ -606,3 +612,32 @@ func upstreamPathVariant(p string) (alt string, changed bool) {
 	}
 	return strings.Join(segs, "/"), true
 }
+
+// idleBody moves the connection's read deadline forward before every read
+// of a request body, so that a body which stops sending for idle fails
+// (and frees the upstream connection) while a long upload that keeps
+// sending is never cut, as a plain http.Server.ReadTimeout would.
+type idleBody struct {
+	rc   io.ReadCloser
+	ctl  *http.ResponseController
+	idle time.Duration
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	_ = b.ctl.SetReadDeadline(time.Now().Add(b.idle)) // unsupported (HTTP/2 tests): no deadline
+	n, err := b.rc.Read(p)
+	if err != nil {
+		b.clear()
+	}
+	return n, err
+}
+
+// Close ends the deadline too: once the body is done, a deadline left
+// behind would cancel a long response (the server's background read
+// would time out).
+func (b *idleBody) Close() error {
+	b.clear()
+	return b.rc.Close()
+}
+
+func (b *idleBody) clear() { _ = b.ctl.SetReadDeadline(time.Time{}) }
