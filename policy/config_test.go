@@ -77,7 +77,7 @@ func TestValidConfig(t *testing.T) {
 	assert.Equal(t, "urn:device:", cfg.Devices.Sources[1].ClientCert.SANURIPrefix)
 	require.NotNil(t, cfg.Devices.Sources[2].ClientCert, "client_cert with no settings")
 	assert.Equal(t, []string{"10.0.0.0/8", "fd00::/8"}, cfg.Devices.Sources[3].Header.TrustedCIDRs)
-	assert.Equal(t, 27, cfg.Devices.Sources[0].Line)
+	assert.Equal(t, 28, cfg.Devices.Sources[0].Line)
 	assert.Equal(t, 7, cfg.Devices.Sources[0].Column)
 
 	v := cfg.Risk.Vendors
@@ -90,17 +90,17 @@ func TestValidConfig(t *testing.T) {
 	assert.Equal(t, "default-key", v[4].APIKey, "${VAR:-default}")
 	assert.Equal(t, 30*time.Second, v[2].Interval.Duration, "default")
 	assert.Equal(t, 1000, v[2].PageSize, "default")
-	assert.Equal(t, 38, v[0].Line)
+	assert.Equal(t, 39, v[0].Line)
 
 	require.Len(t, cfg.Routes, 2)
 	assert.Equal(t, "Mail", cfg.Routes[0].DisplayName)
 	assert.Equal(t, "docs", cfg.Routes[1].DisplayName, "defaults to the name")
-	assert.Equal(t, 68, cfg.Routes[0].Line)
+	assert.Equal(t, 69, cfg.Routes[0].Line)
 
 	require.Len(t, cfg.Policies, 2)
 	p := cfg.Policies[0]
 	assert.Equal(t, map[string]string{"ios": "16.0", "android": "12"}, p.MinOS)
-	assert.Equal(t, 78, p.Line)
+	assert.Equal(t, 79, p.Line)
 	assert.Equal(t, 5, p.Column)
 	assert.Equal(t, ModeReportOnly, cfg.Policies[1].Mode)
 	assert.False(t, *cfg.Policies[1].RequireDevice)
