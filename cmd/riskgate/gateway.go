@@ -142,8 +142,10 @@ func (g *gateway) apply(ctx context.Context, cfg *policy.Config, set *policy.Set
 	defer g.mu.Unlock()
 
 	if g.cfg.Load() != nil {
-		if !reflect.DeepEqual(g.started.Server, cfg.Server) {
-			g.logger.Warn("config: changes to the server section (listen addresses, TLS, timeouts) need a restart; the running ones stay in force")
+		running, next := g.started.Server, cfg.Server
+		running.BodyIdleTimeout = next.BodyIdleTimeout // applied live, by the snapshot
+		if !reflect.DeepEqual(running, next) {
+			g.logger.Warn("config: changes to server.listen, admin_listen, tls, shutdown_timeout and upstream_timeout need a restart; the running ones stay in force")
 		}
 		if s, c := g.started.Risk, cfg.Risk; s.CacheSize != c.CacheSize || s.StateFile != c.StateFile || s.StateInterval != c.StateInterval {
 			g.logger.Warn("config: changes to risk.cache_size, risk.state_file and risk.state_interval need a restart; the running ones stay in force")
