@@ -2,7 +2,10 @@ package proxy
 
 import (
 	"context"
+	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
@@ -36,6 +39,13 @@ const (
 	flowCookiePath   = "/.riskgate/"
 	// flowTTL bounds how long a user may take at the identity provider.
 	flowTTL = 10 * time.Minute
+
+	// logoutKeyInfo is the HKDF info of the key that makes sign-out CSRF
+	// tokens (see sessions.go for the cookie keys).
+	logoutKeyInfo = "riskgate logout csrf v1"
+	// maxLogoutForm bounds the body of a sign-out POST (a token and a
+	// return URL of at most maxRedirectLen).
+	maxLogoutForm = 16 << 10
 )
 
 // LoginOptions configure the browser sign-in handler.
@@ -83,6 +93,8 @@ type Login struct {
 	endSession string
 	origin     string // scheme://host of the redirect_url
 	flow       *cookieCodec
+	csrfKeys   [][]byte // the first makes tokens, every one checks them
+	formTarget []string // where a sign-out POST is redirected (CSP form-action)
 	now        func() time.Time
 	logger     *slog.Logger
 	pages      *Pages
@@ -136,6 +148,14 @@ func NewLogin(ctx context.Context, opts LoginOptions) (*Login, error) {
 	if err != nil {
 		return nil, fmt.Errorf("proxy: login: %w", err)
 	}
+	var csrfKeys [][]byte
+	for _, secret := range append([]string{a.Session.Secret}, a.Session.Secrets...) {
+		k, err := hkdf.Key(sha256.New, []byte(secret), nil, logoutKeyInfo, 32)
+		if err != nil {
+			return nil, fmt.Errorf("proxy: login: derive key: %w", err)
+		}
+		csrfKeys = append(csrfKeys, k)
+	}
 	scopes := a.Scopes
 	if len(scopes) == 0 {
 		scopes = []string{oidc.ScopeOpenID, "email", "profile"}
@@ -151,11 +171,19 @@ func NewLogin(ctx context.Context, opts LoginOptions) (*Login, error) {
 		endSession: extra.EndSession,
 		origin:     ru.Scheme + "://" + ru.Host,
 		flow:       flow,
+		csrfKeys:   csrfKeys,
 		now:        opts.Now,
 		logger:     opts.Logger,
 		pages:      pages,
 		userClaim:  a.UserClaim,
 		groupClaim: a.GroupsClaim,
+	}
+	if l.endSession != "" {
+		post := opts.PostLogoutRedirectURL
+		if post == "" {
+			post = l.origin
+		}
+		l.formTarget = []string{l.endSession, post}
 	}
 	if l.userClaim == "" {
 		l.userClaim = "email"
@@ -217,13 +245,17 @@ func flowCookieName(state string) string {
 	return flowCookiePrefix + state[:min(16, len(state))]
 }
 
-// returnURL validates the rd parameter; missing means "/".
+// returnURL validates the rd query parameter; missing means "/".
 func returnURL(r *http.Request) (string, bool) {
-	rd := r.URL.Query().Get("rd")
-	if _, present := r.URL.Query()["rd"]; !present {
+	return returnFrom(r.URL.Query())
+}
+
+// returnFrom validates the rd value of v; missing means "/".
+func returnFrom(v url.Values) (string, bool) {
+	if _, present := v["rd"]; !present {
 		return "/", true
 	}
-	return SafeRedirect(rd)
+	return SafeRedirect(v.Get("rd"))
 }
 
 func (l *Login) login(w http.ResponseWriter, r *http.Request) {
@@ -450,27 +482,75 @@ func claimString(v any) string {
 	return ""
 }
 
+// logout serves the logout path. Signing out changes state, so a GET
+// only asks (the confirmation page, whose form carries a CSRF token bound
+// to the session cookie) and only a POST with that token signs out: a
+// cross-site <img> or link can no longer sign the user out. A browser
+// without a session cookie has nothing to protect and is sent to rd.
 func (l *Login) logout(w http.ResponseWriter, r *http.Request) {
-	rd, ok := returnURL(r)
+	rdValues := r.URL.Query()
+	if r.Method == http.MethodPost {
+		r.Body = http.MaxBytesReader(w, r.Body, maxLogoutForm)
+		if err := r.ParseForm(); err != nil {
+			l.fail(w, r, http.StatusBadRequest, ErrorData{
+				Title:   "This sign-out request isn't valid",
+				Message: "The sign-out form couldn't be read. Go back and try again.",
+			}, fmt.Errorf("logout form: %w", err))
+			return
+		}
+		if _, ok := r.PostForm["rd"]; ok {
+			rdValues = r.PostForm
+		}
+	}
+	rd, ok := returnFrom(rdValues)
 	if !ok {
 		l.fail(w, r, http.StatusBadRequest, ErrorData{
 			Title:   "This sign-out link isn't valid",
 			Message: "The address to return to after signing out isn't allowed.",
-		}, errors.New("refused return URL"), "rd", r.URL.Query().Get("rd"))
+		}, errors.New("refused return URL"), "rd", rdValues.Get("rd"))
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	c, err := r.Cookie(l.opts.Sessions.CookieName())
+	if err != nil || c.Value == "" {
+		// Already signed out: nothing to clear, no identity provider
+		// session to end on someone else's say-so.
+		http.Redirect(w, r, rd, http.StatusSeeOther)
+		return
+	}
+	if r.Method != http.MethodPost {
+		if err := l.pages.SignOut(w, SignOutData{
+			Action: LogoutPath, Token: l.logoutToken(c.Value), Return: rd, FormTargets: l.formTarget,
+		}); err != nil {
+			l.logger.Warn("sign-out page", "request_id", l.requestID(w, r), "error", err)
+		}
+		return
+	}
+	if !l.validLogoutToken(c.Value, r.PostForm.Get("csrf")) {
+		l.fail(w, r, http.StatusForbidden, ErrorData{
+			Title:    "Sign-out wasn't confirmed",
+			Message:  "This sign-out didn't come from the sign-out page, or the page was out of date. You are still signed in.",
+			RetryURL: LogoutPath + "?rd=" + url.QueryEscape(rd),
+		}, errors.New("logout csrf token does not match the session"))
 		return
 	}
 	l.opts.Sessions.Clear(w, r)
-	w.Header().Set("Cache-Control", "no-store")
+	l.logger.Info("sign-out", "request_id", l.requestID(w, r))
+	// 303: the browser follows with a GET.
+	http.Redirect(w, r, l.afterLogout(rd), http.StatusSeeOther)
+}
+
+// afterLogout is where a signed-out browser goes: the identity provider's
+// end_session_endpoint when it has one, rd otherwise.
+func (l *Login) afterLogout(rd string) string {
 	if l.endSession == "" {
-		http.Redirect(w, r, rd, http.StatusFound)
-		return
+		return rd
 	}
 	// OpenID Connect RP-Initiated Logout 1.0, section 2. The ID token is
 	// not kept (it would double the cookie), so client_id identifies us.
 	u, err := url.Parse(l.endSession)
 	if err != nil {
-		http.Redirect(w, r, rd, http.StatusFound)
-		return
+		return rd
 	}
 	post := l.opts.PostLogoutRedirectURL
 	if post == "" {
@@ -480,7 +560,35 @@ func (l *Login) logout(w http.ResponseWriter, r *http.Request) {
 	v.Set("client_id", l.oauth.ClientID)
 	v.Set("post_logout_redirect_uri", post)
 	u.RawQuery = v.Encode()
-	http.Redirect(w, r, u.String(), http.StatusFound)
+	return u.String()
+}
+
+// logoutToken is the sign-out CSRF token for the session cookie value:
+// HMAC-SHA256 with a key of its own derived from the session secret. A
+// cross-site page can neither read the (HttpOnly) cookie nor make the MAC.
+func (l *Login) logoutToken(cookie string) string {
+	return base64.RawURLEncoding.EncodeToString(logoutMAC(l.csrfKeys[0], cookie))
+}
+
+// validLogoutToken checks token against cookie with every key (a secret
+// rotated between the page and the POST still works).
+func (l *Login) validLogoutToken(cookie, token string) bool {
+	got, err := base64.RawURLEncoding.Strict().DecodeString(token)
+	if err != nil || len(got) != sha256.Size {
+		return false
+	}
+	for _, k := range l.csrfKeys {
+		if hmac.Equal(got, logoutMAC(k, cookie)) {
+			return true
+		}
+	}
+	return false
+}
+
+func logoutMAC(key []byte, cookie string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(cookie))
+	return m.Sum(nil)
 }
 
 func (l *Login) methodNotAllowed(w http.ResponseWriter, r *http.Request, allow string) {

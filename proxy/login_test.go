@@ -12,6 +12,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -469,8 +470,73 @@ func TestHostileReturnURLsRefused(t *testing.T) {
 		t.Run("logout "+raw, func(t *testing.T) {
 			resp, body := env.get(t, LogoutPath+"?rd="+url.QueryEscape(raw))
 			check(t, resp, body)
+			assert.NotContains(t, body, "<form")
+		})
+		t.Run("logout post "+raw, func(t *testing.T) {
+			// Signed in and with a valid token: the return URL is still
+			// refused and nothing is cleared.
+			value := env.signIn(t)
+			token := env.login.logoutToken(value)
+			for name, do := range map[string]func() (*http.Response, string){
+				"in body": func() (*http.Response, string) {
+					return env.post(t, LogoutPath, url.Values{"csrf": {token}, "rd": {raw}})
+				},
+				"in query": func() (*http.Response, string) {
+					return env.post(t, LogoutPath+"?rd="+url.QueryEscape(raw), url.Values{"csrf": {token}})
+				},
+			} {
+				resp, body := do()
+				check(t, resp, body)
+				assert.Nil(t, cookieNamed(resp, "_riskgate"), "%s: nothing cleared", name)
+			}
 		})
 	}
+}
+
+// signIn puts a fresh valid session cookie in the jar, as a finished
+// sign-in would, and returns its value.
+func (env *loginEnv) signIn(t *testing.T) string {
+	t.Helper()
+	value, err := env.sessions.Encode(env.sessions.NewSession(testAlice, testAlice, []string{"staff"}))
+	require.NoError(t, err)
+	u, err := url.Parse(env.proxy.URL)
+	require.NoError(t, err)
+	env.jar.SetCookies(u, []*http.Cookie{{Name: "_riskgate", Value: value, Path: "/"}})
+	return value
+}
+
+// post submits form to u (a path on the proxy) as a browser form would.
+func (env *loginEnv) post(t *testing.T, u string, form url.Values) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, env.proxy.URL+u, strings.NewReader(form.Encode()))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "text/html")
+	resp, err := env.client.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp, string(body)
+}
+
+// csrfField matches the confirmation page's hidden token field.
+var csrfField = regexp.MustCompile(`name="csrf" value="([A-Za-z0-9_-]+)"`)
+
+// confirmLogout fetches the confirmation page for rd and checks that it
+// only asks: no cookie is cleared. It returns the page's token.
+func (env *loginEnv) confirmLogout(t *testing.T, rd string) (*http.Response, string) {
+	t.Helper()
+	resp, body := env.get(t, LogoutPath+"?rd="+url.QueryEscape(rd))
+	require.Equal(t, http.StatusOK, resp.StatusCode, body)
+	assert.Nil(t, cookieNamed(resp, "_riskgate"), "a GET signs nobody out")
+	assert.Contains(t, body, "<h1>Sign out of your organization?</h1>")
+	assert.Contains(t, body, `<form method="post" action="/.riskgate/logout">`)
+	assert.Contains(t, body, `<input type="hidden" name="rd" value="`+rd+`">`)
+	assert.Contains(t, body, `<a class="btn secondary" href="`+rd+`">Cancel</a>`)
+	m := csrfField.FindStringSubmatch(body)
+	require.Len(t, m, 2, body)
+	return resp, m[1]
 }
 
 func TestLogout(t *testing.T) {
@@ -479,7 +545,14 @@ func TestLogout(t *testing.T) {
 		resp, _ := env.get(t, env.authorize(t, env.startLogin(t, "/mail")).String())
 		require.NotNil(t, cookieNamed(resp, "_riskgate"))
 
-		resp, _ = env.get(t, LogoutPath+"?rd=%2Fbye")
+		resp, token := env.confirmLogout(t, "/bye")
+		assert.Contains(t, resp.Header.Get("Content-Security-Policy"),
+			"; form-action 'self' "+env.iss.URL+" "+env.proxy.URL+"; ", "the POST's redirects to the issuer and back are allowed")
+		_, body := env.get(t, "/mail")
+		assert.Contains(t, body, "hello "+testAlice, "still signed in after the GET")
+
+		resp, _ = env.post(t, LogoutPath, url.Values{"csrf": {token}, "rd": {"/bye"}})
+		assert.Equal(t, http.StatusSeeOther, resp.StatusCode)
 		cleared := cookieNamed(resp, "_riskgate")
 		require.NotNil(t, cleared)
 		assert.Negative(t, cleared.MaxAge)
@@ -504,9 +577,94 @@ func TestLogout(t *testing.T) {
 		})
 		resp, body := env.get(t, env.authorize(t, env.startLogin(t, "/mail")).String())
 		require.Equal(t, http.StatusFound, resp.StatusCode, body)
-		resp, _ = env.get(t, LogoutPath)
-		assert.Equal(t, "/", resp.Header.Get("Location"))
+		resp, token := env.confirmLogout(t, "/")
+		assert.Contains(t, resp.Header.Get("Content-Security-Policy"), "; form-action 'self'; ")
+		resp, _ = env.post(t, LogoutPath, url.Values{"csrf": {token}})
+		assert.Equal(t, "/", resp.Header.Get("Location"), "rd defaults to /")
 		assert.Negative(t, cookieNamed(resp, "_riskgate").MaxAge)
+	})
+	t.Run("without a session", func(t *testing.T) {
+		env := newLoginEnv(t, nil)
+		resp, body := env.get(t, LogoutPath+"?rd=%2Fbye")
+		assert.Equal(t, "/bye", resp.Header.Get("Location"), "nothing to confirm")
+		assert.NotContains(t, body, "<form")
+		assert.Nil(t, cookieNamed(resp, "_riskgate"))
+		resp, _ = env.post(t, LogoutPath, url.Values{"rd": {"/bye"}})
+		assert.Equal(t, "/bye", resp.Header.Get("Location"), "already signed out: no end_session on a cross-site say-so")
+		assert.Nil(t, cookieNamed(resp, "_riskgate"))
+		assert.Empty(t, env.iss.Logouts())
+	})
+}
+
+// TestLogoutCSRF checks that only a POST carrying the token of the
+// confirmation page for this very session cookie signs out.
+func TestLogoutCSRF(t *testing.T) {
+	env := newLoginEnv(t, nil)
+	other := env.login.logoutToken("some other session cookie")
+	auth := testAuth("ffffffffffffffffffffffffffffffff")
+	auth.Issuer, auth.ClientSecret, auth.RedirectURL = env.iss.URL, testClientSecret, env.proxy.URL+CallbackPath
+	foreignSessions, err := NewSessions(auth, env.clock.Now)
+	require.NoError(t, err)
+	foreign, err := NewLogin(t.Context(), LoginOptions{Auth: auth, Client: env.iss.Server.Client(), Sessions: foreignSessions})
+	require.NoError(t, err)
+
+	tests := []struct {
+		name string
+		path string
+		form func(value string) url.Values
+	}{
+		{"no token", LogoutPath, func(string) url.Values { return url.Values{"rd": {"/bye"}} }},
+		{"empty token", LogoutPath, func(string) url.Values { return url.Values{"csrf": {""}} }},
+		{"garbage token", LogoutPath, func(string) url.Values { return url.Values{"csrf": {"not-a-token!"}} }},
+		{"truncated token", LogoutPath, func(v string) url.Values { return url.Values{"csrf": {env.login.logoutToken(v)[:20]}} }},
+		{"another session's token", LogoutPath, func(string) url.Values { return url.Values{"csrf": {other}} }},
+		{"token under another secret", LogoutPath, func(v string) url.Values { return url.Values{"csrf": {foreign.logoutToken(v)}} }},
+		{"token in the query", "", func(string) url.Values { return url.Values{} }},
+		{"the cookie value as token", LogoutPath, func(v string) url.Values { return url.Values{"csrf": {v}} }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			value := env.signIn(t)
+			path := tc.path
+			if path == "" {
+				path = LogoutPath + "?csrf=" + env.login.logoutToken(value)
+			}
+			resp, body := env.post(t, path, tc.form(value))
+			assert.Equal(t, http.StatusForbidden, resp.StatusCode)
+			assert.Empty(t, resp.Header.Get("Location"))
+			assert.Nil(t, cookieNamed(resp, "_riskgate"), "nothing cleared")
+			assert.Contains(t, body, "You are still signed in.")
+			assert.Contains(t, body, `href="/.riskgate/logout?rd=`)
+			_, body = env.get(t, "/mail")
+			assert.Contains(t, body, "hello "+testAlice, "still signed in")
+		})
+	}
+	assert.Empty(t, env.iss.Logouts())
+
+	t.Run("a cross-site GET only asks", func(t *testing.T) {
+		env.signIn(t)
+		for range 3 {
+			env.confirmLogout(t, "/")
+		}
+		_, body := env.get(t, "/mail")
+		assert.Contains(t, body, "hello "+testAlice)
+	})
+	t.Run("rotated secret", func(t *testing.T) {
+		// A page served before a secret rotation still signs out after it.
+		rotated := testAuth("ffffffffffffffffffffffffffffffff", testSecret)
+		rotated.Issuer, rotated.ClientSecret, rotated.RedirectURL = env.iss.URL, testClientSecret, env.proxy.URL+CallbackPath
+		rs, err := NewSessions(rotated, env.clock.Now)
+		require.NoError(t, err)
+		l, err := NewLogin(t.Context(), LoginOptions{Auth: rotated, Client: env.iss.Server.Client(), Sessions: rs})
+		require.NoError(t, err)
+		assert.True(t, l.validLogoutToken("v", env.login.logoutToken("v")))
+		assert.False(t, env.login.validLogoutToken("v", l.logoutToken("v")), "a dropped secret's tokens no longer work")
+	})
+	t.Run("oversized form", func(t *testing.T) {
+		value := env.signIn(t)
+		resp, _ := env.post(t, LogoutPath, url.Values{"csrf": {env.login.logoutToken(value)}, "pad": {strings.Repeat("x", maxLogoutForm)}})
+		assert.Equal(t, http.StatusBadRequest, resp.StatusCode)
+		assert.Nil(t, cookieNamed(resp, "_riskgate"))
 	})
 }
 
@@ -525,6 +683,13 @@ func TestLoginMethodsAndPaths(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPut, env.proxy.URL+LogoutPath, nil)
+	require.NoError(t, err)
+	resp, err = env.client.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
+	assert.Equal(t, "GET, POST", resp.Header.Get("Allow"))
 	resp, _ = env.get(t, "/.riskgate/nothing")
 	assert.Equal(t, http.StatusNotFound, resp.StatusCode)
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/riskgate/riskgate/policy"
@@ -61,6 +62,10 @@ type PageView struct {
 	SignInURL  string
 	SignOutURL string
 
+	// SignOutForm, when set, makes the page the sign-out confirmation: a
+	// POST form with a Sign out button and a Cancel link. Nil elsewhere.
+	SignOutForm *SignOutForm
+
 	// Organization, SupportURL, SupportEmail and LogoURL come from the
 	// branding section of the configuration.
 	Organization string
@@ -96,6 +101,32 @@ type BlockData struct {
 	SignOutURL string
 }
 
+// SignOutForm is the sign-out confirmation's form.
+type SignOutForm struct {
+	// Action is where the form posts (the logout path).
+	Action string
+	// Token is the CSRF token, posted back as "csrf".
+	Token string
+	// Return is the validated return URL, posted back as "rd" and linked
+	// as "Cancel".
+	Return string
+}
+
+// SignOutData is what the sign-out confirmation page shows.
+type SignOutData struct {
+	// Action, Token and Return fill the form (see SignOutForm).
+	Action string
+	Token  string
+	Return string
+	// FormTargets are URLs whose origins a submission of the form may be
+	// redirected to after riskgate: the identity provider's
+	// end_session_endpoint and the post-logout redirect. Browsers apply
+	// the CSP form-action directive to every redirect of a form
+	// submission, so an origin left out stops the sign-out there. Values
+	// that are not absolute http(s) URLs are ignored. Empty: 'self' only.
+	FormTargets []string
+}
+
 // ErrorData is what an error page shows.
 type ErrorData struct {
 	// App is the route's display name, when a route matched.
@@ -116,6 +147,7 @@ type Pages struct {
 	builtin  *template.Template
 	block    *template.Template // the custom template, or builtin
 	csp      string
+	img      string // the CSP img-src source
 }
 
 // NewPages parses the built-in templates and, when b.TemplateFile is set,
@@ -151,9 +183,32 @@ func NewPages(b policy.Branding) (*Pages, error) {
 	if u, err := url.Parse(b.LogoURL); err == nil && b.LogoURL != "" && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" {
 		img = u.Scheme + "://" + u.Host
 	}
-	p.csp = "default-src 'none'; style-src 'unsafe-inline'; img-src " + img +
-		"; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+	p.img = img
+	p.csp = p.cspWithFormAction("'none'")
 	return p, nil
+}
+
+// cspWithFormAction is the pages' CSP with the form-action sources given.
+func (p *Pages) cspWithFormAction(formAction string) string {
+	return "default-src 'none'; style-src 'unsafe-inline'; img-src " + p.img +
+		"; base-uri 'none'; form-action " + formAction + "; frame-ancestors 'none'"
+}
+
+// cspOrigin returns the origin of an absolute http(s) URL as a CSP source
+// expression, or false when raw is not one (or holds characters a CSP
+// source cannot, so that nothing can be injected into the header).
+func cspOrigin(raw string) (string, bool) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return "", false
+	}
+	for _, c := range u.Host {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+			c == '.' || c == '-' || c == ':' || c == '[' || c == ']') {
+			return "", false
+		}
+	}
+	return u.Scheme + "://" + strings.ToLower(u.Host), true
 }
 
 func sampleBlock() BlockData {
@@ -165,9 +220,9 @@ func sampleBlock() BlockData {
 // falls back to the built-in page; the error is returned for the log.
 func (p *Pages) Block(w http.ResponseWriter, d BlockData) error {
 	page := p.blockPage(d)
-	err := p.write(w, p.block, page)
+	err := p.write(w, p.block, page, p.csp)
 	if err != nil && p.block != p.builtin {
-		return fmt.Errorf("proxy: block page template: %w", p.write(w, p.builtin, page))
+		return fmt.Errorf("proxy: block page template: %w", p.write(w, p.builtin, page, p.csp))
 	}
 	return err
 }
@@ -175,12 +230,33 @@ func (p *Pages) Block(w http.ResponseWriter, d BlockData) error {
 // Error writes an error page with status: 400, 401 (sign in required), 404,
 // 502 and 503 have their own default words, anything else is generic.
 func (p *Pages) Error(w http.ResponseWriter, status int, d ErrorData) error {
-	return p.write(w, p.builtin, p.errorPage(status, d))
+	return p.write(w, p.builtin, p.errorPage(status, d), p.csp)
+}
+
+// SignOut writes the 200 sign-out confirmation page: "Sign out of
+// <organization>?", a form that posts d.Token and d.Return to d.Action, and
+// a Cancel link to d.Return. Its CSP allows form-action 'self' and the
+// origins of d.FormTargets, and nothing else.
+func (p *Pages) SignOut(w http.ResponseWriter, d SignOutData) error {
+	sources := []string{"'self'"}
+	for _, t := range d.FormTargets {
+		if o, ok := cspOrigin(t); ok && !slices.Contains(sources, o) {
+			sources = append(sources, o)
+		}
+	}
+	page := p.brand(&PageView{
+		Status: http.StatusOK,
+		Title:  "Sign out of " + p.branding.Organization + "?",
+		Why: []string{"You'll be signed out of the " + p.branding.Organization +
+			" apps in this browser, and need to sign in again to open them."},
+		SignOutForm: &SignOutForm{Action: d.Action, Token: d.Token, Return: d.Return},
+	})
+	return p.write(w, p.builtin, page, p.cspWithFormAction(strings.Join(sources, " ")))
 }
 
 // write renders page into a buffer first, so that a template error never
 // leaves half a page behind a 200.
-func (p *Pages) write(w http.ResponseWriter, t *template.Template, page *PageView) error {
+func (p *Pages) write(w http.ResponseWriter, t *template.Template, page *PageView, csp string) error {
 	var buf bytes.Buffer
 	if err := t.Execute(&buf, page); err != nil {
 		return err
@@ -190,7 +266,7 @@ func (p *Pages) write(w http.ResponseWriter, t *template.Template, page *PageVie
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Content-Security-Policy", p.csp)
+	h.Set("Content-Security-Policy", csp)
 	w.WriteHeader(page.Status)
 	_, err := w.Write(buf.Bytes())
 	return err

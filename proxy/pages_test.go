@@ -188,6 +188,54 @@ func TestPagesAsPageRenderer(t *testing.T) {
 	assert.Contains(t, buf.String(), "<h1>Sign in required</h1>")
 }
 
+func TestSignOutPage(t *testing.T) {
+	const baseCSP = "default-src 'none'; style-src 'unsafe-inline'; img-src https://cdn.corp.example; base-uri 'none'; "
+	p, err := NewPages(testBranding)
+	require.NoError(t, err)
+	tests := []struct {
+		name    string
+		targets []string
+		action  string
+	}{
+		{"self only", nil, "form-action 'self'"},
+		{"identity provider", []string{"https://idp.corp.example/logout?x=1", "https://mail.corp.example:8443/cb", "https://IDP.corp.example/other"},
+			"form-action 'self' https://idp.corp.example https://mail.corp.example:8443"},
+		{"junk ignored", []string{"javascript:alert(1)", "/relative", "https://a;b.example/", "https://x.example 'unsafe-inline'", "data:text/html,x", "ftp://idp.example/"},
+			"form-action 'self'"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			require.NoError(t, p.SignOut(rec, SignOutData{Action: LogoutPath, Token: "tok-1", Return: "/owa/?x=1&y=2", FormTargets: tc.targets}))
+			resp, body := rec.Result(), rec.Body.String()
+			assert.Equal(t, http.StatusOK, resp.StatusCode)
+			assert.Equal(t, "no-store", resp.Header.Get("Cache-Control"))
+			assert.Equal(t, baseCSP+tc.action+"; frame-ancestors 'none'", resp.Header.Get("Content-Security-Policy"))
+			assert.Contains(t, body, "<h1>Sign out of Corp Example?</h1>")
+			assert.Contains(t, body, `<form method="post" action="/.riskgate/logout">`)
+			assert.Contains(t, body, `<input type="hidden" name="csrf" value="tok-1">`)
+			assert.Contains(t, body, `<input type="hidden" name="rd" value="/owa/?x=1&amp;y=2">`)
+			assert.Contains(t, body, `<button class="btn" type="submit">Sign out</button>`)
+			assert.Contains(t, body, `<a class="btn secondary" href="/owa/?x=1&amp;y=2">Cancel</a>`)
+			assert.NotContains(t, body, "<script")
+			assert.NotContains(t, body, "Try again")
+		})
+	}
+	t.Run("escapes", func(t *testing.T) {
+		rec := httptest.NewRecorder()
+		require.NoError(t, p.SignOut(rec, SignOutData{Action: LogoutPath, Token: `"><script>`, Return: `javascript:alert(1)`}))
+		body := rec.Body.String()
+		assert.NotContains(t, body, "<script>")
+		assert.NotContains(t, body, `href="javascript:`)
+	})
+	t.Run("other pages keep form-action none", func(t *testing.T) {
+		rec := httptest.NewRecorder()
+		require.NoError(t, p.Error(rec, http.StatusForbidden, ErrorData{}))
+		assert.Contains(t, rec.Header().Get("Content-Security-Policy"), "form-action 'none';")
+		assert.Contains(t, p.ContentSecurityPolicy(), "form-action 'none';")
+	})
+}
+
 // TestWriteSamplePages writes a sample of every page to the directory in
 // RISKGATE_PAGES_DIR, to look at them in a browser (skipped otherwise).
 func TestWriteSamplePages(t *testing.T) {
@@ -211,6 +259,9 @@ func TestWriteSamplePages(t *testing.T) {
 			RetryURL: "/owa/", SignOutURL: "/.riskgate/logout"}))
 		save("block-"+string(r), rec)
 	}
+	rec := httptest.NewRecorder()
+	require.NoError(t, p.SignOut(rec, SignOutData{Action: LogoutPath, Token: "t", Return: "/owa/"}))
+	save("sign-out", rec)
 	for _, s := range []int{401, 404, 500, 502} {
 		rec := httptest.NewRecorder()
 		require.NoError(t, p.Error(rec, s, ErrorData{App: "Mail", RequestID: "9f2c4e1a0b7d-1k4", RetryURL: "/owa/", SignInURL: "/.riskgate/login?rd=%2Fowa%2F"}))
