@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	cdplog "github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/assert"
@@ -20,18 +21,53 @@ import (
 const chromiumPath = "/usr/bin/chromium"
 
 // navLog records every URL the browser requests, redirect hops included, so
-// that a test can tell whether the browser went to the identity issuer.
+// that a test can tell whether the browser went to the identity issuer, and
+// every request Chromium blocked (a Content-Security-Policy violation, for
+// example).
 type navLog struct {
-	mu   sync.Mutex
-	urls []string
+	mu      sync.Mutex
+	urls    []string
+	blocked []string
 }
 
 func (l *navLog) listen(ev any) {
-	if ev, ok := ev.(*network.EventRequestWillBeSent); ok && ev.Request != nil {
-		l.mu.Lock()
-		l.urls = append(l.urls, ev.Request.URL)
-		l.mu.Unlock()
+	switch ev := ev.(type) {
+	case *network.EventRequestWillBeSent:
+		if ev.Request != nil {
+			l.mu.Lock()
+			l.urls = append(l.urls, ev.Request.URL)
+			l.mu.Unlock()
+		}
+	case *cdplog.EventEntryAdded:
+		// Chromium reports a Content-Security-Policy violation (a form
+		// submission refused by form-action, for example) as a log entry.
+		if ev.Entry != nil && strings.Contains(ev.Entry.Text, "Content Security Policy") {
+			l.mu.Lock()
+			l.blocked = append(l.blocked, ev.Entry.Text)
+			l.mu.Unlock()
+		}
+	case *network.EventLoadingFailed:
+		if ev.BlockedReason != "" || strings.Contains(ev.ErrorText, "BLOCKED") {
+			l.mu.Lock()
+			l.blocked = append(l.blocked, fmt.Sprintf("%s %s (%s %s)", ev.Type, ev.RequestID, ev.BlockedReason, ev.ErrorText))
+			l.mu.Unlock()
+		}
 	}
+}
+
+// blockedRequests returns the requests Chromium blocked and the Content
+// Security Policy violations it reported so far.
+func (l *navLog) blockedRequests() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.blocked...)
+}
+
+// count is the number of URLs requested so far.
+func (l *navLog) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.urls)
 }
 
 // since returns the URLs requested after the first n, and the new count.
@@ -63,16 +99,15 @@ func screenshotDir(t *testing.T) string {
 	return t.TempDir()
 }
 
-// TestBrowserSignInBlockAndRecover walks through `riskgate demo` in a real
-// headless Chromium the way its README tells a person to: sign in to Mail
-// as Alice through the development issuer, have the simulated MTD vendor
-// report her phone as high risk, see the block page, have the vendor report
-// it secured again, and get Mail back without signing in again.
-func TestBrowserSignInBlockAndRecover(t *testing.T) {
-	if _, err := os.Stat(chromiumPath); err != nil {
-		t.Skipf("headless Chromium not available at %s (%v): install chromium to run the browser test", chromiumPath, err)
-	}
-	start := time.Now()
+// demo is a running `riskgate demo` and the URLs a browser uses.
+type demo struct {
+	proxyURL, idpURL, vendorURL, mailURL string
+}
+
+// startDemo runs `riskgate demo` on free ports until the test ends and
+// waits until it is ready.
+func startDemo(t *testing.T) demo {
+	t.Helper()
 	addr := map[string]string{}
 	for _, name := range []string{"proxy", "admin", "idp", "vendor", "mail", "docs"} {
 		addr[name] = freeAddr(t)
@@ -83,10 +118,34 @@ func TestBrowserSignInBlockAndRecover(t *testing.T) {
 	}
 	p := startRiskgate(t, args...)
 	p.waitReady(t, addr["admin"], 30*time.Second)
-	proxyURL, idpURL, vendorURL := "http://"+addr["proxy"], "http://"+addr["idp"], "http://"+addr["vendor"]
-	mailURL := proxyURL + "/mail/"
-	shots := screenshotDir(t)
+	d := demo{proxyURL: "http://" + addr["proxy"], idpURL: "http://" + addr["idp"], vendorURL: "http://" + addr["vendor"]}
+	d.mailURL = d.proxyURL + "/mail/"
+	return d
+}
 
+// chromium is a headless Chromium emulating a phone, for one test.
+type chromium struct {
+	t     *testing.T
+	ctx   context.Context
+	nav   *navLog
+	shots string
+}
+
+// skipWithoutChromium skips the test when headless Chromium is not
+// installed.
+func skipWithoutChromium(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Skipf("headless Chromium not available at %s (%v): install chromium to run the browser test", chromiumPath, err)
+	}
+}
+
+// newBrowser starts headless Chromium; it is stopped when the test ends
+// (before the servers it talks to, when those were started first).
+func newBrowser(t *testing.T) *chromium {
+	t.Helper()
+	skipWithoutChromium(t)
+	start := time.Now()
 	// The browser's life is bound to this context (chromedp: the first Run
 	// binds it), not to t.Context(), which ends before the cleanups run.
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
@@ -105,7 +164,7 @@ func TestBrowserSignInBlockAndRecover(t *testing.T) {
 		chromedp.WindowSize(390, 844),
 	)
 	t.Cleanup(cancelAlloc)
-	var nav navLog
+	nav := &navLog{}
 	browserCtx, cancelBrowser := chromedp.NewContext(allocCtx, chromedp.WithListener(nav.listen))
 	t.Cleanup(cancelBrowser)
 	ctx, cancel := context.WithTimeout(browserCtx, 2*time.Minute)
@@ -116,37 +175,54 @@ func TestBrowserSignInBlockAndRecover(t *testing.T) {
 		chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2), chromedp.EmulateMobile, chromedp.EmulateTouch)),
 		"start Chromium")
 	t.Logf("Chromium started after %s", time.Since(start).Round(time.Millisecond))
+	return &chromium{t: t, ctx: ctx, nav: nav, shots: screenshotDir(t)}
+}
 
-	screenshot := func(name string) {
-		t.Helper()
-		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)) // 100: PNG
-		require.NoError(t, err, "screenshot %s", name)
-		path := filepath.Join(shots, name)
-		require.NoError(t, os.WriteFile(path, png, 0o644))
-		t.Logf("screenshot: %s", path)
-	}
-	location := func() string {
-		t.Helper()
-		loc, err := chromedp.Run(ctx, chromedp.Location())
-		require.NoError(t, err)
-		return loc
-	}
-	bodyText := func() string {
-		t.Helper()
-		txt, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
-		require.NoError(t, err)
-		return txt
-	}
+// screenshot saves the whole page as name in the screenshot directory.
+func (b *chromium) screenshot(name string) {
+	b.t.Helper()
+	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100)) // 100: PNG
+	require.NoError(b.t, err, "screenshot %s", name)
+	path := filepath.Join(b.shots, name)
+	require.NoError(b.t, os.WriteFile(path, png, 0o644))
+	b.t.Logf("screenshot: %s", path)
+}
 
-	// 1. Mail without a session: riskgate sends the browser to the issuer.
+// location is the URL of the current page.
+func (b *chromium) location() string {
+	b.t.Helper()
+	loc, err := chromedp.Run(b.ctx, chromedp.Location())
+	require.NoError(b.t, err)
+	return loc
+}
+
+// bodyText is the text of the current page.
+func (b *chromium) bodyText() string {
+	b.t.Helper()
+	txt, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.body ? document.body.innerText : ""`))
+	require.NoError(b.t, err)
+	return txt
+}
+
+// aliceButton is the development issuer's button that signs in as Alice.
+var aliceButton = chromedp.CSS(`button[name="user"][value="alice@corp.example"]`)
+
+// signInToMail opens Mail without a session, checks that riskgate sends
+// the browser to the issuer's user picker, picks Alice and checks that Mail
+// opens with her identity. A non-empty signInShot and mailShot name
+// screenshots of the user picker and of Mail.
+func (b *chromium) signInToMail(d demo, signInShot, mailShot string) {
+	t := b.t
+	t.Helper()
 	signInStart := time.Now()
-	resp, err := chromedp.Run(ctx, chromedp.NavigateResponse(mailURL))
+	n := b.nav.count()
+	resp, err := chromedp.Run(b.ctx, chromedp.NavigateResponse(d.mailURL))
 	require.NoError(t, err)
 	assert.EqualValues(t, 200, resp.Status)
-	loc := location()
-	require.True(t, strings.HasPrefix(loc, idpURL+"/"), "expected the issuer's sign-in page, at %s", loc)
-	seen, _ := nav.since(0)
-	assert.NotEmpty(t, withPrefix(seen, proxyURL+"/.riskgate/login?"), "went through riskgate's login path: %v", seen)
+	loc := b.location()
+	require.True(t, strings.HasPrefix(loc, d.idpURL+"/"), "expected the issuer's sign-in page, at %s", loc)
+	seen, _ := b.nav.since(n)
+	assert.NotEmpty(t, withPrefix(seen, d.proxyURL+"/.riskgate/login?"), "went through riskgate's login path: %v", seen)
 	u, err := url.Parse(loc)
 	require.NoError(t, err)
 	q := u.Query()
@@ -154,31 +230,61 @@ func TestBrowserSignInBlockAndRecover(t *testing.T) {
 	assert.Equal(t, "S256", q.Get("code_challenge_method"), "PKCE")
 	assert.NotEmpty(t, q.Get("state"))
 	assert.NotEmpty(t, q.Get("nonce"))
-	assert.Equal(t, proxyURL+"/.riskgate/callback", q.Get("redirect_uri"))
-	aliceButton := chromedp.CSS(`button[name="user"][value="alice@corp.example"]`)
-	require.NoError(t, chromedp.Do(ctx, chromedp.WaitVisible(aliceButton)))
-	assert.Contains(t, bodyText(), "Sign in to riskgate")
-	screenshot("1-sign-in.png")
+	assert.Equal(t, d.proxyURL+"/.riskgate/callback", q.Get("redirect_uri"))
+	require.NoError(t, chromedp.Do(b.ctx, chromedp.WaitVisible(aliceButton)))
+	assert.Contains(t, b.bodyText(), "Sign in to riskgate")
+	if signInShot != "" {
+		b.screenshot(signInShot)
+	}
 
-	// 2. Pick Alice: back through the callback to Mail, with her identity.
-	resp, err = chromedp.RunResponse(ctx, chromedp.Click(aliceButton))
+	// Pick Alice: back through the callback to Mail, with her identity.
+	resp, err = chromedp.RunResponse(b.ctx, chromedp.Click(aliceButton))
 	require.NoError(t, err)
 	assert.EqualValues(t, 200, resp.Status)
-	assert.Equal(t, mailURL, location())
-	require.NoError(t, chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS("header h1"))))
-	heading, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("header")))
-	require.NoError(t, err)
-	assert.Contains(t, heading, "Mail")
-	assert.Contains(t, heading, "signed in as alice@corp.example")
-	headers := upstreamHeaders(t, ctx)
-	assert.Equal(t, "alice@corp.example", headers["X-Forwarded-User"])
+	assert.Equal(t, d.mailURL, b.location())
+	b.assertSignedInToMail()
+	headers := upstreamHeaders(t, b.ctx)
 	assert.Equal(t, "alice@corp.example", headers["X-Forwarded-Email"])
 	assert.Equal(t, "alice-iphone", headers["X-Riskgate-Device-Id"])
 	assert.Equal(t, "secured", headers["X-Riskgate-Risk"])
 	t.Logf("signed in to Mail in %s", time.Since(signInStart).Round(time.Millisecond))
-	screenshot("2-mail.png")
-	seen, mark := nav.since(0)
-	require.NotEmpty(t, withPrefix(seen, idpURL), "the sign-in went to the issuer")
+	if mailShot != "" {
+		b.screenshot(mailShot)
+	}
+	seen, _ = b.nav.since(n)
+	require.NotEmpty(t, withPrefix(seen, d.idpURL), "the sign-in went to the issuer")
+}
+
+// assertSignedInToMail checks that the page is Mail, opened as Alice.
+func (b *chromium) assertSignedInToMail() {
+	t := b.t
+	t.Helper()
+	require.NoError(t, chromedp.Do(b.ctx, chromedp.WaitVisible(chromedp.CSS("header h1"))))
+	heading, err := chromedp.Run(b.ctx, chromedp.Text(chromedp.CSS("header")))
+	require.NoError(t, err)
+	assert.Contains(t, heading, "Mail")
+	assert.Contains(t, heading, "signed in as alice@corp.example")
+	assert.Equal(t, "alice@corp.example", upstreamHeaders(t, b.ctx)["X-Forwarded-User"])
+}
+
+// TestBrowserSignInBlockAndRecover walks through `riskgate demo` in a real
+// headless Chromium the way its README tells a person to: sign in to Mail
+// as Alice through the development issuer, have the simulated MTD vendor
+// report her phone as high risk, see the block page, have the vendor report
+// it secured again, and get Mail back without signing in again.
+func TestBrowserSignInBlockAndRecover(t *testing.T) {
+	skipWithoutChromium(t)
+	start := time.Now()
+	d := startDemo(t)
+	b := newBrowser(t)
+	ctx := b.ctx
+	proxyURL, idpURL, vendorURL, mailURL := d.proxyURL, d.idpURL, d.vendorURL, d.mailURL
+	location, bodyText, screenshot := b.location, b.bodyText, b.screenshot
+
+	// 1. Mail without a session: riskgate sends the browser to the issuer.
+	// 2. Pick Alice: back through the callback to Mail, with her identity.
+	b.signInToMail(d, "1-sign-in.png", "2-mail.png")
+	mark := b.nav.count()
 
 	// 3. The vendor reports Alice's phone as high risk.
 	setRisk(t, ctx, vendorURL, "alice-iphone", "high")
@@ -244,13 +350,11 @@ func TestBrowserSignInBlockAndRecover(t *testing.T) {
 		return nil
 	})
 	t.Logf("Mail back %s after the vendor change", time.Since(flipped).Round(time.Millisecond))
-	heading, err = chromedp.Run(ctx, chromedp.Text(chromedp.CSS("header")))
-	require.NoError(t, err)
-	assert.Contains(t, heading, "signed in as alice@corp.example")
+	b.assertSignedInToMail()
 	assert.Equal(t, "secured", upstreamHeaders(t, ctx)["X-Riskgate-Risk"])
 	assert.Equal(t, mailURL, location())
 
-	seen, _ = nav.since(mark)
+	seen, _ := b.nav.since(mark)
 	assert.Empty(t, withPrefix(seen, idpURL), "no new sign-in at the issuer")
 	assert.Empty(t, withPrefix(seen, proxyURL+"/.riskgate/"), "no new sign-in at riskgate")
 	for _, u := range seen {

@@ -7,6 +7,10 @@ import "time"
 type Config struct {
 	// Path is the file the config was loaded from; used in messages.
 	Path string `yaml:"-"`
+	// Warnings are things that load but are probably mistakes (a route no
+	// policy names, a device source that can never yield an id), with
+	// their positions. validate prints them; serve logs them.
+	Warnings Errors `yaml:"-"`
 
 	Server   Server   `yaml:"server"`
 	Auth     Auth     `yaml:"auth"`

@@ -67,3 +67,31 @@ func TestDefaultCookieName(t *testing.T) {
 		assert.Equal(t, want, cfg.Auth.Session.CookieName, redirect)
 	}
 }
+
+func TestWarnings(t *testing.T) {
+	const y = `auth:
+  issuer: https://idp.example.com
+  client_id: rg
+devices:
+  sources:
+    - client_cert: {}
+    - header: {name: X-Device-Id}
+routes:
+  - {name: mail, upstream: http://mail.internal}
+  - {name: docs, upstream: http://docs.internal, path_prefix: /docs}
+policies:
+  - {name: p, routes: [mail]}
+`
+	cfg, err := Parse("w.yaml", []byte(y), nil)
+	require.NoError(t, err)
+	var got []string
+	for _, w := range cfg.Warnings {
+		got = append(got, w.Error())
+	}
+	assert.Equal(t, []string{
+		"w.yaml:2:3: browser sign-in is off (set auth.redirect_url and auth.session.secret to turn it on): browsers get 401 like API clients",
+		"w.yaml:6:20: devices.sources[0]: client_cert yields no device id without server.tls.client_ca_file",
+		"w.yaml:7:15: devices.sources[1]: header X-Device-Id has no trusted_cidrs, so no peer may set it",
+		"w.yaml:10:5: route \"docs\": no policy applies to it, so every request to it is blocked with no_policy",
+	}, got)
+}

@@ -67,6 +67,8 @@ func Parse(path string, data []byte, getenv func(string) string) (*Config, error
 	if len(p.errs) > 0 {
 		return nil, p.errs.sortDedup()
 	}
+	p.warn(cfg)
+	cfg.Warnings = p.warns.sortDedup()
 	return cfg, nil
 }
 
@@ -85,6 +87,7 @@ type parser struct {
 	// envRefs maps the placeholders protectEnvRefs put in the raw file to
 	// the ${...} references they stand for.
 	envRefs map[string]string
+	warns   Errors
 	root    *yaml.Node
 	errs    Errors
 	// pos maps a pointer to a decoded value (a field, a slice element, or a

@@ -95,6 +95,7 @@ func (rl *reloader) reload(ctx context.Context) bool {
 		rl.g.proxyM.ReloadFailed()
 		return false
 	}
+	logWarnings(rl.logger, cfg)
 	rl.logger.Info("config reloaded", "file", rl.path, "routes", len(cfg.Routes), "policies", len(cfg.Policies), "vendors", len(cfg.Risk.Vendors))
 	rl.g.proxyM.ReloadSucceeded()
 	return true

@@ -73,6 +73,7 @@ func serveConfig(ctx context.Context, o serveOptions) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	logWarnings(logger, cfg)
 	g := newGateway(logger, reg, cfg, o.now)
 	if cfg.Risk.StateFile != "" {
 		if err := riskcache.LoadState(cfg.Risk.StateFile, g.cache); err != nil {

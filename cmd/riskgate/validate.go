@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 
 	"github.com/riskgate/riskgate/policy"
 )
@@ -22,9 +23,14 @@ func validate(args []string, getenv func(string) string, stdout, stderr io.Write
 		fmt.Fprintln(stderr, "riskgate validate: --config is required")
 		return exitError(2)
 	}
-	if _, _, err := loadConfig(*path, getenv); err != nil {
+	cfg, _, err := loadConfig(*path, getenv)
+	if err != nil {
 		printConfigErrors(stdout, *path, err)
 		return exitError(1)
+	}
+	// Warnings go to stderr: stdout stays exactly "ok" for scripts.
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(stderr, "%s:%d:%d: warning: %s\n", w.File, w.Line, w.Column, w.Msg)
 	}
 	fmt.Fprintln(stdout, "ok")
 	return nil
@@ -60,4 +66,11 @@ func printConfigErrors(w io.Writer, path string, err error) {
 		return
 	}
 	fmt.Fprintf(w, "%s: %v\n", path, err)
+}
+
+// logWarnings logs the config's warnings, one line each.
+func logWarnings(logger *slog.Logger, cfg *policy.Config) {
+	for _, w := range cfg.Warnings {
+		logger.Warn("config warning", "at", fmt.Sprintf("%s:%d:%d", w.File, w.Line, w.Column), "warning", w.Msg)
+	}
 }
