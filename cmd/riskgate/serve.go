@@ -146,6 +146,7 @@ func serveConfig(ctx context.Context, o serveOptions) error {
 func adminHandlers(g *gateway) map[string]http.Handler {
 	return map[string]http.Handler{
 		"GET /explain":             explainHandler(g),
+		"GET /status":              statusHandler(g),
 		"GET /debug/pprof/":        http.HandlerFunc(pprof.Index),
 		"GET /debug/pprof/cmdline": http.HandlerFunc(pprof.Cmdline),
 		"GET /debug/pprof/profile": http.HandlerFunc(pprof.Profile),
