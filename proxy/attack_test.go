@@ -14,6 +14,9 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/riskgate/riskgate/policy"
+	"github.com/riskgate/riskgate/riskcache"
 )
 
 // Tests of attacks against the handler: each sends real HTTP (often raw
@@ -405,4 +408,42 @@ func TestUpgradedConnectionEndsWithTheCredential(t *testing.T) {
 	// set by rawRequest, 10s, fails the test if it is not).
 	_, err = io.ReadAll(br)
 	require.NoError(t, err, "the upgraded connection outlived the token")
+}
+
+// TestUpgradedConnectionEndsWhenTheDeviceTurnsRisky: an open WebSocket is
+// decided again while it is open, so a device that turns risky loses it.
+func TestUpgradedConnectionEndsWhenTheDeviceTurnsRisky(t *testing.T) {
+	up := tunnelUpstream(t)
+	h := newHarness(t, strings.ReplaceAll(pathConfig, "{{UPSTREAM}}", up.URL), func(o *Options, _ *SnapshotOptions) {
+		o.RecheckInterval = 50 * time.Millisecond
+	})
+	claims := h.issuer.Claims(alice, "riskgate")
+	claims["deviceid"] = "d-ok"
+	tok := h.issuer.Sign(t, claims) // valid for an hour: only the risk can end it
+
+	resp, _, conn, br := h.rawRequest(t, "GET /owa/ws HTTP/1.1\r\nHost: mail.test\r\n"+
+		"Authorization: Bearer "+tok+"\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
+	echo := func() error {
+		if _, err := io.WriteString(conn, "ping"); err != nil {
+			return err
+		}
+		buf := make([]byte, 4)
+		_, err := io.ReadFull(br, buf)
+		return err
+	}
+	// Several re-checks pass while the device stays secured.
+	for range 4 {
+		require.NoError(t, echo())
+		time.Sleep(60 * time.Millisecond) // lets re-checks run; nothing waits on it
+	}
+
+	h.cache.Apply("acme", []riskcache.Report{{DeviceID: "d-ok", Level: policy.LevelHigh, User: alice,
+		Platform: "ios", OSVersion: "17.4", UpdatedAt: h.now}})
+	// The connection is closed at the next re-check (rawRequest's 10s read
+	// deadline fails the test if it is not).
+	_, err := io.ReadAll(br)
+	require.NoError(t, err, "the upgraded connection outlived the device's risk")
+	assert.NotEmpty(t, h.logs.lines(t, "upgraded connection closed: now blocked"))
 }

@@ -56,6 +56,9 @@ type Options struct {
 	// Snapshot, if set, is stored before New returns. Until a snapshot is
 	// stored every request gets 503.
 	Snapshot *Snapshot
+	// RecheckInterval is how often an upgraded (WebSocket) connection is
+	// decided again while it is open. Default 15s.
+	RecheckInterval time.Duration
 }
 
 // Proxy is riskgate's access handler: it decides each request and forwards
@@ -71,6 +74,7 @@ type Proxy struct {
 	respond  *responder // for responses when no snapshot is stored
 	snapshot atomic.Pointer[Snapshot]
 	handler  http.Handler
+	recheck  time.Duration
 }
 
 // New returns a Proxy. It starts no goroutines.
@@ -86,6 +90,7 @@ func New(opts Options) *Proxy {
 	if p.now == nil {
 		p.now = time.Now
 	}
+	p.recheck = cmp.Or(opts.RecheckInterval, 15*time.Second)
 	plain := NewPlainPages()
 	p.respond = &responder{pages: plain, plain: plain, logger: p.logger}
 	if opts.Snapshot != nil {
@@ -221,11 +226,45 @@ func (p *Proxy) access(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), id.Expiry.Sub(p.now()))
 		defer cancel()
 		r = r.WithContext(ctx)
+		// Nor outlive its device's risk: re-decide it while it is open.
+		go p.recheckUpgraded(ctx, cancel, r.Host, r.URL.Path, reqID, id, dev)
 	}
 	if r.Body != nil && r.Body != http.NoBody && s.bodyIdle > 0 {
 		r.Body = &idleBody{rc: r.Body, ctl: http.NewResponseController(w), idle: s.bodyIdle}
 	}
 	rt.proxy.ServeHTTP(w, r)
+}
+
+// recheckUpgraded re-decides an upgraded (WebSocket) connection every
+// recheck interval with the configuration and risk in force, and ends it
+// (cancel closes both ends) when it would now be blocked: a device that
+// turns risky loses its open connections too, not only its next requests.
+// It returns when ctx ends.
+func (p *Proxy) recheckUpgraded(ctx context.Context, cancel context.CancelFunc, host, path, reqID string, id *Identity, dev Device) {
+	t := time.NewTicker(p.recheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s := p.snapshot.Load()
+		cr, ok := s.set.Route(host, path)
+		reason := policy.ReasonNoPolicy
+		if ok {
+			_, d := p.decide(s, cr, id, dev)
+			if d.Allow {
+				continue
+			}
+			reason = d.Reason
+		}
+		p.logger.LogAttrs(ctx, slog.LevelInfo, "upgraded connection closed: now blocked",
+			slog.String("request_id", reqID), slog.String("user", id.User),
+			slog.String("device_id", dev.ID), slog.String("reason", string(reason)))
+		cancel()
+		return
+	}
 }
 
 // decide looks up the device's risk and evaluates the policies: the
