@@ -48,6 +48,11 @@ const stateBatch = 1024
 // synced and renamed over path, and the directory is synced.
 func SaveState(path string, c *Cache) (err error) {
 	dir := filepath.Dir(path)
+	// The directory may not exist yet on a fresh machine
+	// (/var/lib/riskgate): create it, private to riskgate.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("riskcache: save state: %w", err)
+	}
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("riskcache: save state: %w", err)

@@ -25,7 +25,7 @@ func TestStateRoundTrip(t *testing.T) {
 	src.MarkSynced("a", clk.Now())
 	src.MarkSynced("graph", clk.Now().Add(-30*time.Minute))
 
-	path := filepath.Join(t.TempDir(), "risk.json")
+	path := filepath.Join(t.TempDir(), "var", "lib", "riskgate", "risk.json") // the directory does not exist yet
 	require.NoError(t, SaveState(path, src))
 
 	clk.Add(10 * time.Minute)
