@@ -92,7 +92,11 @@ func TestLoadStateRejectsBadFiles(t *testing.T) {
 		require.Error(t, LoadState(filepath.Join(dir, "missing.json"), New(Options{})))
 	})
 	t.Run("unwritable directory", func(t *testing.T) {
-		require.Error(t, SaveState(filepath.Join(dir, "no", "such", "dir.json"), c))
+		// A missing directory is created; one that cannot be (a file is in
+		// the way) is an error.
+		notDir := filepath.Join(dir, "a-file")
+		require.NoError(t, os.WriteFile(notDir, nil, 0o600))
+		require.Error(t, SaveState(filepath.Join(notDir, "risk.json"), c))
 	})
 }
 
