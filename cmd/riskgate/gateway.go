@@ -37,20 +37,29 @@ type gateway struct {
 	mu      sync.Mutex // serialises apply
 	cfg     atomic.Pointer[policy.Config]
 	auth    *authState
+	signIn  *loginState
 	login   atomic.Pointer[proxy.Login]
 	started *policy.Config // the config at start: its server section and cache settings stay until a restart
 }
 
-// authState is what an auth section builds; it is reused by reloads that
-// change neither the auth section nor what the login also takes from the
-// rest of the file (the claim device sources it keeps in the session, the
-// branding of its pages).
+// authState is what an auth section builds: the bearer verifier and the
+// session codec. It is reused by reloads that do not change the section,
+// so a reload does not repeat discovery or drop verified tokens.
 type authState struct {
 	cfg      policy.Auth
+	bearer   *proxy.Bearer
+	sessions *proxy.Sessions // nil: browser sign-in is off
+	// sessionAuth keeps its cache of opened cookies across reloads.
+	sessionAuth *proxy.SessionAuthenticator
+}
+
+// loginState is the sign-in handler and what it was built from besides the
+// auth section: the claims it keeps in the session and the branding of its
+// pages.
+type loginState struct {
+	auth     *authState
 	claims   []string
 	branding policy.Branding
-	bearer   *proxy.Bearer
-	sessions *proxy.Sessions
 	login    *proxy.Login
 }
 
@@ -151,23 +160,27 @@ func (g *gateway) apply(ctx context.Context, cfg *policy.Config, set *policy.Set
 			g.logger.Warn("config: changes to risk.cache_size, risk.state_file and risk.state_interval need a restart; the running ones stay in force")
 		}
 	}
-	auth := g.auth
-	if auth == nil || !reflect.DeepEqual(auth.cfg, cfg.Auth) ||
-		!slices.Equal(auth.claims, deviceClaims(cfg)) || !reflect.DeepEqual(auth.branding, cfg.Branding) {
-		var err error
-		auth, err = g.buildAuth(ctx, cfg.Auth, set)
-		if err != nil {
-			return err
-		}
-	}
 	pages, err := proxy.NewPages(cfg.Branding)
 	if err != nil {
 		return fmt.Errorf("branding: %w", err)
 	}
+	auth := g.auth
+	if auth == nil || !reflect.DeepEqual(auth.cfg, cfg.Auth) {
+		if auth, err = g.buildAuth(ctx, cfg.Auth); err != nil {
+			return err
+		}
+	}
+	signIn := g.signIn
+	if claims := deviceClaims(cfg); signIn == nil || signIn.auth != auth ||
+		!slices.Equal(signIn.claims, claims) || !reflect.DeepEqual(signIn.branding, cfg.Branding) {
+		if signIn, err = g.buildLogin(ctx, auth, claims, cfg.Branding, pages); err != nil {
+			return err
+		}
+	}
 	snap, err := proxy.NewSnapshot(proxy.SnapshotOptions{
 		Policy:         set,
 		Authenticators: auth.authenticators(),
-		NoLogin:        auth.login == nil,
+		NoLogin:        signIn.login == nil,
 		Pages:          pages,
 		Metrics:        g.proxyM,
 		Transport:      g.transport,
@@ -177,8 +190,8 @@ func (g *gateway) apply(ctx context.Context, cfg *policy.Config, set *policy.Set
 		return err
 	}
 	// Nothing can fail from here on: swap everything in.
-	g.auth = auth
-	g.login.Store(auth.login)
+	g.auth, g.signIn = auth, signIn
+	g.login.Store(signIn.login)
 	g.cfg.Store(cfg)
 	g.cache.SetMaxAge(cfg.Risk.MaxAge.Duration)
 	g.cache.SetVendors(vendorNames(cfg.Risk.Vendors))
@@ -187,10 +200,10 @@ func (g *gateway) apply(ctx context.Context, cfg *policy.Config, set *policy.Set
 	return nil
 }
 
-// buildAuth builds the bearer verifier, the session codec and the login
-// handler. Discovery at the identity provider is retried for a while so
-// that riskgate and its IdP can start together.
-func (g *gateway) buildAuth(ctx context.Context, a policy.Auth, set *policy.Set) (*authState, error) {
+// buildAuth builds the bearer verifier and, when browser sign-in is on, the
+// session codec. Discovery at the identity provider is retried for a while
+// so that riskgate and its IdP can start together.
+func (g *gateway) buildAuth(ctx context.Context, a policy.Auth) (*authState, error) {
 	var (
 		bearer *proxy.Bearer
 		err    error
@@ -218,35 +231,39 @@ func (g *gateway) buildAuth(ctx context.Context, a policy.Auth, set *policy.Set)
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
-	claims := deviceClaims(set.Config())
-	st := &authState{cfg: a, claims: claims, branding: set.Config().Branding, bearer: bearer}
+	st := &authState{cfg: a, bearer: bearer}
 	// Browser sign-in needs a callback URL and a session secret; without
 	// them riskgate serves bearer tokens only and browsers get 401.
 	if a.RedirectURL == "" || a.Session.Secret == "" {
 		g.logger.Warn("browser sign-in disabled: set auth.redirect_url and auth.session.secret to enable it; bearer tokens only")
 		return st, nil
 	}
-	sessions, err := proxy.NewSessions(a, g.now)
-	if err != nil {
+	if st.sessions, err = proxy.NewSessions(a, g.now); err != nil {
 		return nil, fmt.Errorf("auth.session: %w", err)
 	}
-	pages, err := proxy.NewPages(set.Config().Branding)
-	if err != nil {
-		return nil, fmt.Errorf("branding: %w", err)
+	st.sessionAuth = proxy.NewSessionAuthenticator(st.sessions)
+	return st, nil
+}
+
+// buildLogin builds the sign-in handler, or none when sign-in is off.
+func (g *gateway) buildLogin(ctx context.Context, auth *authState, claims []string, b policy.Branding, pages *proxy.Pages) (*loginState, error) {
+	st := &loginState{auth: auth, claims: claims, branding: b}
+	if auth.sessions == nil {
+		return st, nil
 	}
 	login, err := proxy.NewLogin(ctx, proxy.LoginOptions{
-		Auth:         a,
+		Auth:         auth.cfg,
 		Client:       g.client,
 		Now:          g.now,
 		Logger:       g.logger,
-		Sessions:     sessions,
+		Sessions:     auth.sessions,
 		Pages:        pages,
 		DeviceClaims: claims,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("auth: login: %w", err)
 	}
-	st.sessions, st.login = sessions, login
+	st.login = login
 	return st, nil
 }
 
@@ -254,8 +271,8 @@ func (g *gateway) buildAuth(ctx context.Context, a policy.Auth, set *policy.Set)
 // cookie when browser sign-in is on.
 func (a *authState) authenticators() []proxy.Authenticator {
 	list := []proxy.Authenticator{a.bearer}
-	if a.sessions != nil {
-		list = append(list, proxy.NewSessionAuthenticator(a.sessions))
+	if a.sessionAuth != nil {
+		list = append(list, a.sessionAuth)
 	}
 	return list
 }
