@@ -141,25 +141,16 @@ func (p *Proxy) access(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// 3. Route, on a canonical path only: "/docs/../ecp", "//ecp" or
-	// "/ecp\" would match one route and reach another resource upstream
-	// (IIS normalises them), slipping past that resource's policy.
-	if !canonicalPath(r.URL.Path) {
-		s.respond.error(w, r, reqID, http.StatusBadRequest, "bad_path", "The address contains dot segments, repeated slashes or backslashes.")
+	// 3. Route, on a path every upstream reads the same way (see
+	// unambiguousPath): otherwise it could match one route here and reach
+	// another route's resource upstream, slipping past that one's policy.
+	if !unambiguousPath(s.set, r.Host, r.URL.Path) {
+		s.respond.error(w, r, reqID, http.StatusBadRequest, "bad_path",
+			"The address contains dot segments, repeated slashes, backslashes, or path parameters or trailing dots that change its meaning.")
 		s.noRoute.Observe(time.Since(start).Seconds())
 		return
 	}
 	cr, ok := s.set.Route(r.Host, r.URL.Path)
-	// Java servlet containers drop each segment's ";parameters" and IIS a
-	// segment's trailing dots and spaces: "/ecp;x/" and "/ecp./" are
-	// "/ecp/" to them. The path must route the same read either way.
-	if alt, changed := upstreamPathVariant(r.URL.Path); changed {
-		if acr, aok := s.set.Route(r.Host, alt); !canonicalPath(alt) || aok != ok || acr != cr {
-			s.respond.error(w, r, reqID, http.StatusBadRequest, "bad_path", "The address contains path parameters or trailing dots that change its meaning.")
-			s.noRoute.Observe(time.Since(start).Seconds())
-			return
-		}
-	}
 	if !ok {
 		s.respond.error(w, r, reqID, http.StatusNotFound, "not_found", "No application is configured at this address.")
 		s.noRoute.Observe(time.Since(start).Seconds())
@@ -605,6 +596,27 @@ func (rt *routeState) record(d *policy.Decision, policies []policyState) string 
 		}
 	}
 	return decisionLabels[di]
+}
+
+// unambiguousPath reports whether path is canonical ("/docs/../ecp",
+// "//ecp" and "/ecp\" are not: IIS normalises them) and routes the same
+// whether or not an upstream drops ";parameters" (Java servlet containers)
+// and trailing dots and spaces of segments (IIS): "/ecp;x/" and "/ecp./"
+// are "/ecp/" to them. Ordinary paths cost one scan and no allocation.
+func unambiguousPath(set *policy.Set, host, path string) bool {
+	if !canonicalPath(path) {
+		return false
+	}
+	alt, changed := upstreamPathVariant(path)
+	if !changed {
+		return true
+	}
+	if !canonicalPath(alt) {
+		return false
+	}
+	cr, ok := set.Route(host, path)
+	acr, aok := set.Route(host, alt)
+	return ok == aok && cr == acr
 }
 
 // canonicalPath reports whether p (the decoded request path) is absolute
